@@ -1,0 +1,58 @@
+import type { Document } from "bson";
+import { CommandError, ErrorCode } from "../errors.js";
+import type { CommandContext, CommandDefinition } from "./context.js";
+
+/**
+ * `{tidemarkFault: <action>, ...}` on the admin database, for tests that drive the emulator
+ * from another process:
+ *   closeConnections                      close every client connection (this one too)
+ *   failCommand, command, code, times?    the next `times` commands named `command` fail
+ *   delayReplies, ms                      hold every reply `ms` milliseconds (0 stops)
+ *   truncateOplog, keep                   keep only the newest `keep` oplog entries
+ *   clear                                 stop failing and delaying
+ */
+function tidemarkFault(ctx: CommandContext): Document {
+  const { command, deployment } = ctx;
+  const faults = deployment.faultApi;
+  if (ctx.db !== "admin")
+    throw new CommandError(
+      ErrorCode.Unauthorized,
+      "tidemarkFault may only be run against the admin database",
+    );
+  if (!faults) throw new CommandError(ErrorCode.IllegalOperation, "fault injection is not available");
+  switch (command.tidemarkFault) {
+    case "closeConnections":
+      // Reply first, then cut, so the caller learns the command ran.
+      setImmediate(() => faults.closeConnections());
+      return { closing: deployment.connectionCount };
+    case "failCommand":
+      if (typeof command.command !== "string" || typeof command.code !== "number") {
+        throw new CommandError(
+          ErrorCode.BadValue,
+          "failCommand needs 'command' (string) and 'code' (number)",
+        );
+      }
+      faults.failCommand(
+        command.command,
+        command.code,
+        Number(command.times ?? 1),
+        (command.errorLabels as string[]) ?? [],
+      );
+      return {};
+    case "delayReplies":
+      faults.delayReplies(Number(command.ms ?? 0));
+      return {};
+    case "truncateOplog":
+      return { removed: faults.truncateOplog(Number(command.keep ?? 0)) };
+    case "clear":
+      faults.clear();
+      return {};
+    default:
+      throw new CommandError(
+        ErrorCode.BadValue,
+        `unknown tidemarkFault action '${String(command.tidemarkFault)}'`,
+      );
+  }
+}
+
+export const faultCommands: CommandDefinition[] = [{ names: ["tidemarkFault"], handler: tidemarkFault }];

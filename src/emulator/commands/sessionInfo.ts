@@ -1,0 +1,50 @@
+import { Binary, Long, type Document } from "bson";
+import { CommandError, ErrorCode } from "../errors.js";
+import type { Deployment } from "../deployment.js";
+import { Transaction } from "../transactions.js";
+import type { RetryableWrite } from "../writer.js";
+
+/** How a command relates to its logical session: plain, retryable write, or in a transaction. */
+export interface SessionBinding {
+  sessionKey?: string;
+  transaction?: Transaction;
+  retryable?: RetryableWrite;
+}
+
+export function sessionKeyOf(lsid: Document): string {
+  const id = lsid.id;
+  return id instanceof Binary ? Buffer.from(id.buffer).toString("hex") : JSON.stringify(id);
+}
+
+/** Reads lsid / txnNumber / startTransaction / autocommit the way mongod does. */
+export function bindSession(deployment: Deployment, command: Document, isWrite: boolean): SessionBinding {
+  const lsid = command.lsid as Document | undefined;
+  if (!lsid) return {};
+  const sessionKey = sessionKeyOf(lsid);
+  const rawTxn = command.txnNumber as unknown;
+  if (rawTxn === undefined) return { sessionKey };
+  const txnNumber = Long.isLong(rawTxn) ? rawTxn : Long.fromNumber(Number(rawTxn));
+  const state = deployment.sessions.forTxnNumber(sessionKey, txnNumber);
+
+  if (command.autocommit === false) {
+    if (command.startTransaction === true) {
+      if (state.transaction) {
+        throw new CommandError(
+          50911,
+          `Cannot start a transaction at given transaction number ${txnNumber}: a transaction with the same number is in progress`,
+        );
+      }
+      state.transaction = new Transaction(lsid, txnNumber);
+    }
+    if (!state.transaction) {
+      throw new CommandError(
+        ErrorCode.NoSuchTransaction,
+        `Given transaction number ${txnNumber} does not match any in-progress transactions.`,
+        {},
+        ["TransientTransactionError"],
+      );
+    }
+    return { sessionKey, transaction: state.transaction };
+  }
+  return isWrite ? { sessionKey, retryable: { lsid, state } } : { sessionKey };
+}

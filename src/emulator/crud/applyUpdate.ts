@@ -1,0 +1,86 @@
+import { deserialize, serialize, type Document } from "bson";
+import { Aggregator, update as mingoUpdate } from "mingo";
+import { encodeIdKey } from "../../bson/keyEncoding.js";
+import { RawDocument } from "../../bson/rawDocument.js";
+import { applyDiff } from "../../oplog/diff/apply.js";
+import { updateOplogObject } from "../../oplog/diff/compute.js";
+import { CommandError, ErrorCode } from "../errors.js";
+import { withIdFirst } from "./documentId.js";
+
+export interface UpdatedDocument {
+  raw: Buffer;
+  /** The oplog `o` of this update: `{$v: 2, diff}` or the whole new document. */
+  o: Document | RawDocument;
+}
+
+export function isModifierUpdate(update: Document | Document[]): update is Document {
+  return !Array.isArray(update) && Object.keys(update).some((key) => key.startsWith("$"));
+}
+
+function assertSameId(pre: Document, post: Document): void {
+  if (!encodeIdKey(pre._id).equals(encodeIdKey(post._id ?? pre._id))) {
+    throw new CommandError(
+      ErrorCode.ImmutableField,
+      "Performing an update on the path '_id' would modify the immutable field '_id'",
+    );
+  }
+}
+
+/** Runs a modifier or pipeline update on a deserialized copy of the document. */
+function runUpdate(
+  doc: Document,
+  update: Document | Document[],
+  arrayFilters: Document[] | undefined,
+  inserting: boolean,
+): Document {
+  if (Array.isArray(update)) {
+    const [result] = new Aggregator(update).run([doc]) as Document[];
+    return result;
+  }
+  const { $setOnInsert, ...rest } = update;
+  const modifier =
+    inserting && $setOnInsert
+      ? { ...rest, $set: { ...(rest.$set as Document), ...($setOnInsert as Document) } }
+      : rest;
+  if (Object.keys(modifier).length === 0) return doc;
+  try {
+    mingoUpdate(doc, modifier, arrayFilters);
+  } catch (error) {
+    throw new CommandError(ErrorCode.BadValue, `invalid update: ${(error as Error).message}`);
+  }
+  return doc;
+}
+
+/**
+ * Applies a modifier or pipeline update to a stored document. The new document is the diff
+ * applied to the exact pre-image, so fields the update did not touch keep their BSON types;
+ * returns undefined when nothing changed (no write, no oplog entry).
+ */
+export function applyUpdate(
+  preRaw: Buffer,
+  update: Document | Document[],
+  arrayFilters?: Document[],
+  inserting = false,
+): UpdatedDocument | undefined {
+  const pre = deserialize(preRaw);
+  const post = runUpdate(deserialize(preRaw), update, arrayFilters, inserting);
+  assertSameId(pre, post);
+  const o = updateOplogObject(pre, post);
+  if (!o) return undefined;
+  if (o.$v !== undefined && o.diff) {
+    const exact = applyDiff(deserialize(preRaw, { promoteValues: false }), o.diff as Document);
+    return { raw: Buffer.from(serialize(exact)), o };
+  }
+  const raw = withIdFirst(Buffer.from(serialize({ _id: pre._id, ...post })));
+  return { raw, o: new RawDocument(raw) };
+}
+
+/** A replacement: the new document keeps the old `_id` (which it may repeat, not change). */
+export function applyReplacement(preRaw: Buffer, replacement: Document): UpdatedDocument | undefined {
+  const pre = deserialize(preRaw, { promoteValues: false });
+  if (replacement._id !== undefined) assertSameId(deserialize(preRaw), { _id: replacement._id });
+  const { _id: _ignored, ...fields } = replacement;
+  const raw = Buffer.from(serialize({ _id: pre._id, ...fields }));
+  if (raw.equals(preRaw)) return undefined;
+  return { raw, o: new RawDocument(raw) };
+}

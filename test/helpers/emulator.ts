@@ -1,0 +1,27 @@
+import { MongoClient, type MongoClientOptions } from "mongodb";
+import { startEmulator, type RunningEmulator } from "../../src/emulator/server.js";
+import type { EmulatorOptions } from "../../src/emulator/options.js";
+
+/** An emulator on a free port plus a connected driver client, for one test file. */
+export interface EmulatorFixture {
+  emulator: RunningEmulator;
+  client: MongoClient;
+  close(): Promise<void>;
+}
+
+export async function withEmulator(
+  options: EmulatorOptions = {},
+  clientOptions: MongoClientOptions = {},
+): Promise<EmulatorFixture> {
+  const emulator = await startEmulator({ port: 0, log: () => {}, ...options });
+  const client = new MongoClient(emulator.uri, { serverSelectionTimeoutMS: 5000, ...clientOptions });
+  await client.connect();
+  return {
+    emulator,
+    client,
+    async close() {
+      await client.close();
+      await emulator.stop();
+    },
+  };
+}
