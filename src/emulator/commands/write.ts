@@ -1,4 +1,4 @@
-import { deserialize, type Document } from "bson";
+import { deserialize, serialize, type Document } from "bson";
 import { CommandError, ErrorCode } from "../errors.js";
 import {
   applyReplacement,
@@ -146,7 +146,7 @@ function update(ctx: CommandContext): Document {
       // Replacement documents are taken from the raw statement, so their BSON types survive.
       const replacementRaw =
         !isModifierUpdate(statement.u) && !Array.isArray(statement.u)
-          ? Buffer.from(deserialize(raw, { fieldsAsRaw: { u: true } }).u as Uint8Array)
+          ? Buffer.from(serialize(deserialize(raw, { promoteValues: false }).u as Document))
           : undefined;
       const outcome = runUpdateStatement(collection, statement, replacementRaw, writer, bypass);
       n += outcome.matched;
@@ -211,7 +211,7 @@ function findAndModify(ctx: CommandContext): Document {
   const u = command.update as Document | Document[];
   const replacementRaw =
     !isModifierUpdate(u) && !Array.isArray(u)
-      ? Buffer.from(deserialize(ctx.rawBody, { fieldsAsRaw: { update: true } }).update as Uint8Array)
+      ? Buffer.from(serialize(deserialize(ctx.rawBody, { promoteValues: false }).update as Document))
       : undefined;
   const outcome = runUpdateStatement(
     collection,

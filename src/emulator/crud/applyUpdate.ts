@@ -46,7 +46,9 @@ function runUpdate(
   try {
     mingoUpdate(doc, modifier, arrayFilters);
   } catch (error) {
-    throw new CommandError(ErrorCode.BadValue, `invalid update: ${(error as Error).message}`);
+    const message = (error as Error).message;
+    if (message.includes("immutable field '_id'")) throw new CommandError(ErrorCode.ImmutableField, message);
+    throw new CommandError(ErrorCode.BadValue, `invalid update: ${message}`);
   }
   return doc;
 }
