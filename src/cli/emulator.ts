@@ -1,6 +1,4 @@
 import { Command, InvalidArgumentError } from "commander";
-import { MongoClient } from "mongodb";
-import { loadSampleData } from "../emulator/sampleData.js";
 import { startEmulator } from "../emulator/server.js";
 
 function positiveInteger(value: string): number {
@@ -36,21 +34,17 @@ Examples:
         user: opts.user,
         password: opts.password,
         oplogSizeMb: opts.oplogSizeMb,
+        sampleData: opts.sampleData,
       });
-      if (opts.sampleData) {
-        const client = new MongoClient(emulator.directUri);
-        try {
-          const summary = await loadSampleData(client);
-          const count = summary.databases.reduce(
-            (sum, db) => sum + db.collections.reduce((n, c) => n + c.documents, 0),
-            0,
-          );
-          process.stderr.write(
-            `loaded sample data: ${count} documents in ${summary.databases.length} databases\n`,
-          );
-        } finally {
-          await client.close();
-        }
+      if (emulator.sampleData) {
+        const { databases } = emulator.sampleData;
+        const count = databases.reduce(
+          (sum, db) => sum + db.collections.reduce((n, c) => n + c.documents, 0),
+          0,
+        );
+        process.stderr.write(
+          `loaded sample data: ${count} documents in ${databases.map((d) => d.name).join(", ")}\n`,
+        );
       }
       const shown = emulator.uri.replace(/\/\/[^@/]*@/, "//<user>:<password>@");
       if (opts.json)

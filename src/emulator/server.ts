@@ -1,7 +1,9 @@
 import net from "node:net";
+import { MongoClient } from "mongodb";
 import { ClientConnection } from "./connection.js";
 import { Deployment } from "./deployment.js";
 import { resolveOptions, type EmulatorOptions } from "./options.js";
+import { loadSampleData, type SampleDataSummary } from "./sampleData.js";
 
 export interface RunningEmulator {
   /** A connection string for the official driver: `mongodb://host:port/?replicaSet=rs0`. */
@@ -13,6 +15,8 @@ export interface RunningEmulator {
   deployment: Deployment;
   /** Fault injection for tests. */
   faults: EmulatorFaults;
+  /** What --sample-data loaded, when it was asked for. */
+  sampleData?: SampleDataSummary;
   stop(): Promise<void>;
 }
 
@@ -76,9 +80,21 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     resolved.user !== undefined
       ? `${encodeURIComponent(resolved.user)}:${encodeURIComponent(resolved.password ?? "")}@`
       : "";
+  const directUri = `mongodb://${credentials}${host}:${port}/?directConnection=true`;
+  // The demo data goes in through the driver, as it would into a real deployment.
+  let sampleData: SampleDataSummary | undefined;
+  if (resolved.sampleData) {
+    const client = new MongoClient(directUri);
+    try {
+      sampleData = await loadSampleData(client);
+    } finally {
+      await client.close();
+    }
+  }
   return {
     uri: `mongodb://${credentials}${host}:${port}/?replicaSet=${resolved.replSet}`,
-    directUri: `mongodb://${credentials}${host}:${port}/?directConnection=true`,
+    directUri,
+    sampleData,
     host,
     port,
     deployment,
