@@ -1,6 +1,6 @@
 import { Decimal128, Double, Int32, Long, ObjectId, type Document } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withEmulator, type EmulatorFixture } from "../helpers/emulator.js";
+import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 
 // Behaviours below follow the MongoDB 7.0 manual: "db.collection.insertMany()", "update",
 // "delete", "Unique Indexes", "Cursors" (default first batch of 101 documents).
@@ -13,7 +13,7 @@ describe("emulator CRUD through the official driver", () => {
   const db = () => fx.client.db("crud");
 
   it("inserts and finds documents, keeping BSON types exactly", async () => {
-    const coll = db().collection("types");
+    const coll = db().collection<AnyDoc>("types");
     const doc = {
       _id: new ObjectId(),
       i: new Int32(7),
@@ -33,14 +33,14 @@ describe("emulator CRUD through the official driver", () => {
   });
 
   it("moves _id to the front of a document, as mongod does", async () => {
-    const coll = db().collection("idfirst");
+    const coll = db().collection<AnyDoc>("idfirst");
     await coll.insertOne({ a: 1, _id: "x" } as Document);
     const [raw] = await coll.find({}, { raw: true }).toArray();
     expect(Buffer.from(raw as unknown as Uint8Array).toString("latin1", 5, 8)).toBe("_id");
   });
 
   it("returns getMore batches for a large result", async () => {
-    const coll = db().collection("batches");
+    const coll = db().collection<AnyDoc>("batches");
     await coll.insertMany(Array.from({ length: 350 }, (_, i) => ({ _id: i, v: i % 7 })));
     const cursor = coll.find({}, { batchSize: 100 }).sort({ _id: 1 });
     const ids: number[] = [];
@@ -53,7 +53,7 @@ describe("emulator CRUD through the official driver", () => {
   });
 
   it("filters, sorts, skips, limits and projects", async () => {
-    const coll = db().collection("batches");
+    const coll = db().collection<AnyDoc>("batches");
     const docs = await coll
       .find({ v: { $in: [1, 2] }, _id: { $gte: 10 } }, { projection: { v: 1 } })
       .sort({ v: -1, _id: 1 })
@@ -73,19 +73,21 @@ describe("emulator CRUD through the official driver", () => {
   });
 
   it("treats numerically equal _id values of different types as the same key", async () => {
-    const coll = db().collection("numericIds");
+    const coll = db().collection<AnyDoc>("numericIds");
     await coll.insertOne({ _id: 1 as unknown as ObjectId });
-    await expect(coll.insertOne({ _id: new Double(1) as unknown as ObjectId })).rejects.toMatchObject({ code: 11000 });
+    await expect(coll.insertOne({ _id: new Double(1) as unknown as ObjectId })).rejects.toMatchObject({
+      code: 11000,
+    });
     expect(await coll.findOne({ _id: Long.fromNumber(1) as unknown as ObjectId })).not.toBeNull();
   });
 
   it("updates with operators, upserts, multi and arrayFilters", async () => {
-    const coll = db().collection("updates");
+    const coll = db().collection<AnyDoc>("updates");
     await coll.insertMany([
       { _id: 1, n: 1, tags: ["a"], grades: [80, 95, 100] },
       { _id: 2, n: 2, tags: [], grades: [70, 99] },
     ]);
-    const one = await coll.updateOne({ _id: 1 }, { $inc: { n: 10 }, $push: { tags: "b" } });
+    const one = await coll.updateOne({ _id: 1 }, { $inc: { n: 10 }, $push: { tags: "b" } as Document });
     expect(one).toMatchObject({ matchedCount: 1, modifiedCount: 1 });
     expect(await coll.findOne({ _id: 1 })).toMatchObject({ n: 11, tags: ["a", "b"] });
 
@@ -100,7 +102,11 @@ describe("emulator CRUD through the official driver", () => {
       [70, 100],
     ]);
 
-    const upsert = await coll.updateOne({ _id: 3 }, { $set: { n: 3 }, $setOnInsert: { created: true } }, { upsert: true });
+    const upsert = await coll.updateOne(
+      { _id: 3 },
+      { $set: { n: 3 }, $setOnInsert: { created: true } },
+      { upsert: true },
+    );
     expect(upsert.upsertedId).toBe(3);
     expect(await coll.findOne({ _id: 3 })).toEqual({ _id: 3, n: 3, created: true });
     await coll.updateOne({ _id: 3 }, { $set: { n: 4 }, $setOnInsert: { created: false } }, { upsert: true });
@@ -112,12 +118,12 @@ describe("emulator CRUD through the official driver", () => {
   });
 
   it("refuses to change _id (ImmutableField 66)", async () => {
-    const coll = db().collection("updates");
+    const coll = db().collection<AnyDoc>("updates");
     await expect(coll.updateOne({ _id: 1 }, { $set: { _id: 99 } })).rejects.toMatchObject({ code: 66 });
   });
 
   it("deletes one or many", async () => {
-    const coll = db().collection("deletes");
+    const coll = db().collection<AnyDoc>("deletes");
     await coll.insertMany(Array.from({ length: 10 }, (_, i) => ({ _id: i, even: i % 2 === 0 })));
     expect((await coll.deleteOne({ even: true })).deletedCount).toBe(1);
     expect((await coll.deleteMany({ even: true })).deletedCount).toBe(4);
@@ -125,7 +131,7 @@ describe("emulator CRUD through the official driver", () => {
   });
 
   it("enforces unique and compound unique indexes with keyPattern and keyValue", async () => {
-    const coll = db().collection("unique");
+    const coll = db().collection<AnyDoc>("unique");
     await coll.createIndex({ email: 1 }, { unique: true });
     await coll.createIndex({ a: 1, b: -1 }, { unique: true, name: "a_b" });
     await coll.insertOne({ _id: 1, email: "x@example.com", a: 1, b: 1 });
@@ -143,11 +149,13 @@ describe("emulator CRUD through the official driver", () => {
     expect(await coll.findOne({ _id: 4 })).toMatchObject({ b: 2 });
     const names = (await coll.listIndexes().toArray()).map((i) => i.name);
     expect(names).toEqual(["_id_", "email_1", "a_b"]);
-    await expect(coll.createIndex({ email: 1 }, { unique: true, name: "other" })).rejects.toMatchObject({ code: 85 });
+    await expect(coll.createIndex({ email: 1 }, { unique: true, name: "other" })).rejects.toMatchObject({
+      code: 85,
+    });
   });
 
   it("reports every error of an unordered insertMany and stops at the first when ordered", async () => {
-    const coll = db().collection("ordered");
+    const coll = db().collection<AnyDoc>("ordered");
     await coll.insertOne({ _id: 2 });
     const unordered = await coll
       .insertMany([{ _id: 1 }, { _id: 2 }, { _id: 3 }, { _id: 2 }], { ordered: false })
@@ -156,31 +164,45 @@ describe("emulator CRUD through the official driver", () => {
     expect(await coll.countDocuments()).toBe(3);
     await coll.deleteMany({});
     await coll.insertOne({ _id: 2 });
-    await expect(coll.insertMany([{ _id: 1 }, { _id: 2 }, { _id: 3 }])).rejects.toMatchObject({ code: 11000 });
+    await expect(coll.insertMany([{ _id: 1 }, { _id: 2 }, { _id: 3 }])).rejects.toMatchObject({
+      code: 11000,
+    });
     expect((await coll.find().sort({ _id: 1 }).toArray()).map((d) => d._id)).toEqual([1, 2]);
   });
 
   it("runs findAndModify in all its forms", async () => {
-    const coll = db().collection("fam");
+    const coll = db().collection<AnyDoc>("fam");
     await coll.insertMany([
       { _id: 1, q: 5 },
       { _id: 2, q: 1 },
     ]);
-    const before = await coll.findOneAndUpdate({}, { $inc: { q: 1 } }, { sort: { q: 1 }, returnDocument: "before" });
+    const before = await coll.findOneAndUpdate(
+      {},
+      { $inc: { q: 1 } },
+      { sort: { q: 1 }, returnDocument: "before" },
+    );
     expect(before).toEqual({ _id: 2, q: 1 });
     const after = await coll.findOneAndUpdate({ _id: 1 }, { $inc: { q: 1 } }, { returnDocument: "after" });
     expect(after).toEqual({ _id: 1, q: 6 });
-    const upserted = await coll.findOneAndReplace({ _id: 9 }, { q: 9 }, { upsert: true, returnDocument: "after" });
+    const upserted = await coll.findOneAndReplace(
+      { _id: 9 },
+      { q: 9 },
+      { upsert: true, returnDocument: "after" },
+    );
     expect(upserted).toEqual({ _id: 9, q: 9 });
     const removed = await coll.findOneAndDelete({ q: { $gt: 5 } }, { sort: { q: -1 } });
     expect(removed).toEqual({ _id: 9, q: 9 });
   });
 
   it("aggregates with common stages", async () => {
-    const coll = db().collection("agg");
+    const coll = db().collection<AnyDoc>("agg");
     await coll.insertMany(Array.from({ length: 20 }, (_, i) => ({ _id: i, g: i % 3, v: i })));
     const groups = await coll
-      .aggregate([{ $match: { v: { $gte: 3 } } }, { $group: { _id: "$g", total: { $sum: "$v" } } }, { $sort: { _id: 1 } }])
+      .aggregate([
+        { $match: { v: { $gte: 3 } } },
+        { $group: { _id: "$g", total: { $sum: "$v" } } },
+        { $sort: { _id: 1 } },
+      ])
       .toArray();
     expect(groups).toEqual([
       { _id: 0, total: 3 + 6 + 9 + 12 + 15 + 18 },
@@ -207,28 +229,33 @@ describe("emulator catalog commands", () => {
     });
     await db.createCollection("plain");
     await db.createCollection("view", { viewOn: "plain", pipeline: [{ $match: { x: 1 } }] });
-    const infos = await db.listCollections().toArray();
+    const infos = (await db.listCollections().toArray()) as Document[];
     const byName = Object.fromEntries(infos.map((i) => [i.name, i]));
     expect(byName.capped.options).toEqual({ capped: true, size: 4096, max: 10 });
     expect(byName.validated.options.collation).toEqual({ locale: "en", strength: 2 });
     expect(byName.plain.info.uuid.sub_type ?? byName.plain.info.uuid.subType).toBe(4);
-    expect(byName.view).toMatchObject({ type: "view", options: { viewOn: "plain", pipeline: [{ $match: { x: 1 } }] } });
+    expect(byName.view).toMatchObject({
+      type: "view",
+      options: { viewOn: "plain", pipeline: [{ $match: { x: 1 } }] },
+    });
     await expect(db.createCollection("plain")).rejects.toMatchObject({ code: 48 });
   });
 
   it("enforces validators (121) and reads through views", async () => {
     const db = fx.client.db("cat");
-    await expect(db.collection("validated").insertOne({ qty: -1 })).rejects.toMatchObject({ code: 121 });
-    await db.collection("plain").insertMany([{ x: 1 }, { x: 2 }, { x: 1 }]);
-    expect(await db.collection("view").countDocuments()).toBe(2);
+    await expect(db.collection<AnyDoc>("validated").insertOne({ qty: -1 })).rejects.toMatchObject({
+      code: 121,
+    });
+    await db.collection<AnyDoc>("plain").insertMany([{ x: 1 }, { x: 2 }, { x: 1 }]);
+    expect(await db.collection<AnyDoc>("view").countDocuments()).toBe(2);
   });
 
   it("renames across databases, drops, and reports NamespaceNotFound (26)", async () => {
     const db = fx.client.db("cat");
-    await db.collection("plain").rename("renamed");
-    expect(await db.collection("renamed").countDocuments()).toBe(3);
+    await db.collection<AnyDoc>("plain").rename("renamed");
+    expect(await db.collection<AnyDoc>("renamed").countDocuments()).toBe(3);
     await fx.client.db("admin").command({ renameCollection: "cat.renamed", to: "other.moved" });
-    expect(await fx.client.db("other").collection("moved").countDocuments()).toBe(3);
+    expect(await fx.client.db("other").collection<AnyDoc>("moved").countDocuments()).toBe(3);
     await expect(db.command({ drop: "nothing" })).rejects.toMatchObject({ code: 26 });
     await expect(db.command({ listIndexes: "nothing" })).rejects.toMatchObject({ code: 26 });
     const dbs = (await fx.client.db("admin").admin().listDatabases()).databases.map((d) => d.name);
@@ -240,7 +267,9 @@ describe("emulator catalog commands", () => {
 
   it("reports sizes in collStats and dbStats for progress estimates", async () => {
     const db = fx.client.db("sizes");
-    await db.collection("c").insertMany(Array.from({ length: 100 }, (_, i) => ({ _id: i, pad: "x".repeat(100) })));
+    await db
+      .collection<AnyDoc>("c")
+      .insertMany(Array.from({ length: 100 }, (_, i) => ({ _id: i, pad: "x".repeat(100) })));
     const stats = await db.command({ collStats: "c" });
     expect(stats.count).toBe(100);
     expect(stats.size).toBeGreaterThan(100 * 100);

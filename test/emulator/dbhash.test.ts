@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withEmulator, type EmulatorFixture } from "../helpers/emulator.js";
+import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 
 // dbHash as MongoDB computes it (src/mongo/db/commands/dbhash.cpp): per collection, MD5 over
 // every document's BSON in _id order; the database md5 is MD5 over the collection hashes in
@@ -16,8 +16,8 @@ describe("emulator dbHash", () => {
     const db = fx.client.db(dbName);
     const docs = Array.from({ length: 50 }, (_, i) => ({ _id: i, name: `doc ${i}`, tags: [i % 3] }));
     // Insertion order differs between the two databases; _id order, and so the hash, does not.
-    await db.collection("a").insertMany(reverse ? [...docs].reverse() : docs);
-    await db.collection("b").insertMany([{ _id: "x", v: 1 }]);
+    await db.collection<AnyDoc>("a").insertMany(reverse ? [...docs].reverse() : docs);
+    await db.collection<AnyDoc>("b").insertMany([{ _id: "x", v: 1 }]);
   }
 
   it("is equal for equal data inserted in a different order", async () => {
@@ -34,7 +34,7 @@ describe("emulator dbHash", () => {
     const expected: Record<string, string> = {};
     for (const name of ["a", "b"]) {
       const md5 = createHash("md5");
-      const raws = await db.collection(name).find({}, { raw: true }).sort({ _id: 1 }).toArray();
+      const raws = await db.collection<AnyDoc>(name).find({}, { raw: true }).sort({ _id: 1 }).toArray();
       for (const raw of raws) md5.update(raw as unknown as Uint8Array);
       expected[name] = md5.digest("hex");
     }
@@ -49,7 +49,7 @@ describe("emulator dbHash", () => {
     const before = await fx.client.db("h2").command({ dbHash: 1 });
     await fx.client
       .db("h2")
-      .collection("a")
+      .collection<AnyDoc>("a")
       .updateOne({ _id: 7 }, { $set: { name: "changed" } });
     const after = await fx.client.db("h2").command({ dbHash: 1 });
     expect(after.collections.a).not.toBe(before.collections.a);

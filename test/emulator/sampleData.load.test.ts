@@ -1,3 +1,4 @@
+import type { Document } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SAMPLE_DATA_LAYOUT } from "../../src/emulator/sampleData.js";
 import { withEmulator, type EmulatorFixture } from "../helpers/emulator.js";
@@ -14,7 +15,7 @@ describe("--sample-data loads the demo databases into the emulator", () => {
     expect(summary.databases.map((d) => d.name)).toEqual(SAMPLE_DATA_LAYOUT.map((d) => d.name));
     for (const database of summary.databases) {
       const db = fx.client.db(database.name);
-      const infos = await db.listCollections().toArray();
+      const infos = (await db.listCollections().toArray()) as Document[];
       for (const collection of database.collections) {
         const info = infos.find((i) => i.name === collection.name);
         expect(info, `${database.name}.${collection.name}`).toBeDefined();
@@ -23,7 +24,9 @@ describe("--sample-data loads the demo databases into the emulator", () => {
         expect(collection.documents).toBeGreaterThan(0);
       }
     }
-    const capped = (await fx.client.db("telemetry").listCollections({ name: "events" }).toArray())[0];
+    const capped = (
+      (await fx.client.db("telemetry").listCollections({ name: "events" }).toArray()) as Document[]
+    )[0];
     expect(capped.options.capped).toBe(true);
     const productIndexes = await fx.client.db("shop").collection("products").listIndexes().toArray();
     expect(productIndexes.some((i) => i.unique === true)).toBe(true);

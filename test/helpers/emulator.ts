@@ -1,6 +1,10 @@
-import { MongoClient, type MongoClientOptions } from "mongodb";
+import { MongoClient, type Document, type MongoClientOptions, type ObjectId } from "mongodb";
 import { startEmulator, type RunningEmulator } from "../../src/emulator/server.js";
 import type { EmulatorOptions } from "../../src/emulator/options.js";
+
+/** A document with any `_id` type (the driver's default typing assumes ObjectId). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests write documents of any shape
+export type AnyDoc = { _id?: string | number | boolean | ObjectId | Document; [field: string]: any };
 
 /** An emulator on a free port plus a connected driver client, for one test file. */
 export interface EmulatorFixture {
