@@ -20,34 +20,68 @@ function holdsRaw(value: unknown): boolean {
 }
 
 /** The elements of a serialized document, without its length prefix and terminator. */
-function elementsOf(doc: Document): Buffer {
+function elementsOf(doc: Document): Uint8Array {
   const bytes = serialize(doc);
-  return Buffer.from(bytes.buffer, bytes.byteOffset + 4, bytes.length - 5);
+  return bytes.subarray(4, bytes.length - 1);
 }
 
-function wrap(elements: Buffer[]): Buffer {
-  const body = Buffer.concat(elements);
-  const out = Buffer.allocUnsafe(body.length + 5);
-  out.writeInt32LE(out.length, 0);
-  body.copy(out, 4);
-  out[out.length - 1] = 0;
-  return out;
+const TERMINATOR = new Uint8Array([0]);
+
+function fieldHeader(type: number, name: string): Buffer {
+  const header = Buffer.allocUnsafe(Buffer.byteLength(name, "utf8") + 2);
+  header[0] = type;
+  header.write(name, 1, "utf8");
+  header[header.length - 1] = 0;
+  return header;
 }
 
-function fieldName(name: string): Buffer {
-  return Buffer.from(`${name}\0`, "utf8");
-}
-
-function element(name: string, value: unknown): Buffer[] {
-  if (value instanceof RawDocument)
-    return [Buffer.from([EMBEDDED_DOCUMENT]), fieldName(name), Buffer.from(value.bytes)];
-  if (Array.isArray(value) && holdsRaw(value)) {
-    return [Buffer.from([ARRAY]), fieldName(name), buildDocument(value.map((item, i) => [String(i), item]))];
+/**
+ * Appends the parts of a document (length prefix, elements, terminator) to `parts`, returning
+ * its length. Parts are collected and copied once at the end, so a 16 MB cursor batch is not
+ * copied once per nesting level.
+ */
+function collectDocument(fields: Array<[string, unknown]>, parts: Uint8Array[]): number {
+  const lengthPrefix = Buffer.allocUnsafe(4);
+  parts.push(lengthPrefix);
+  let length = 5;
+  let pending: Document = {};
+  let pendingCount = 0;
+  const push = (part: Uint8Array) => {
+    parts.push(part);
+    length += part.length;
+  };
+  const flush = () => {
+    if (pendingCount > 0) push(elementsOf(pending));
+    pending = {};
+    pendingCount = 0;
+  };
+  for (const [name, value] of fields) {
+    if (value === undefined) continue;
+    if (value instanceof RawDocument) {
+      flush();
+      push(fieldHeader(EMBEDDED_DOCUMENT, name));
+      push(value.bytes);
+    } else if ((Array.isArray(value) || isPlainObject(value)) && holdsRaw(value)) {
+      flush();
+      const isArray = Array.isArray(value);
+      push(fieldHeader(isArray ? ARRAY : EMBEDDED_DOCUMENT, name));
+      const entries: Array<[string, unknown]> = isArray
+        ? value.map((item, i) => [String(i), item])
+        : Object.entries(value);
+      length += collectDocument(entries, parts);
+    } else if (/^\d+$/.test(name)) {
+      // JS objects list integer-like keys first, so these cannot share `pending` with others.
+      flush();
+      push(elementsOf({ [name]: value }));
+    } else {
+      pending[name] = value;
+      pendingCount++;
+    }
   }
-  if (isPlainObject(value) && holdsRaw(value)) {
-    return [Buffer.from([EMBEDDED_DOCUMENT]), fieldName(name), buildDocument(Object.entries(value))];
-  }
-  return [];
+  flush();
+  parts.push(TERMINATOR);
+  lengthPrefix.writeInt32LE(length, 0);
+  return length;
 }
 
 /**
@@ -56,31 +90,9 @@ function element(name: string, value: unknown): Buffer[] {
  * BSON (types, field order) survives. Undefined values are left out, as the driver does.
  */
 export function buildDocument(fields: Array<[string, unknown]>): Buffer {
-  const parts: Buffer[] = [];
-  let pending: Document = {};
-  let pendingCount = 0;
-  const flush = () => {
-    if (pendingCount > 0) parts.push(elementsOf(pending));
-    pending = {};
-    pendingCount = 0;
-  };
-  for (const [name, value] of fields) {
-    if (value === undefined) continue;
-    const raw = element(name, value);
-    if (raw.length > 0) {
-      flush();
-      parts.push(...raw);
-    } else if (/^\d+$/.test(name)) {
-      // JS objects list integer-like keys first, so these cannot share `pending` with others.
-      flush();
-      parts.push(elementsOf({ [name]: value }));
-    } else {
-      pending[name] = value;
-      pendingCount++;
-    }
-  }
-  flush();
-  return wrap(parts);
+  const parts: Uint8Array[] = [];
+  const length = collectDocument(fields, parts);
+  return Buffer.concat(parts, length);
 }
 
 /** Serializes a document that may hold RawDocument values anywhere. */

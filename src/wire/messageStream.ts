@@ -37,7 +37,9 @@ export class MessageStream {
 
   private take(length: number): Buffer {
     const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
-    const message = all.subarray(0, length);
+    // A message gets a buffer of its own: stored documents are views into it, and must not
+    // keep a whole socket read (or the start of the next message) alive.
+    const message = all.length === length ? all : Buffer.from(all.subarray(0, length));
     const rest = all.subarray(length);
     this.chunks = rest.length > 0 ? [rest] : [];
     this.buffered = rest.length;

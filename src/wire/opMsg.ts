@@ -1,6 +1,5 @@
 import { crc32c } from "./crc32c.js";
 import { WireProtocolError } from "./errors.js";
-import { withHeader } from "./header.js";
 import { HEADER_SIZE, OpCode, OpMsgFlag } from "./opcodes.js";
 import { readCString, sliceDocument } from "./rawDocument.js";
 
@@ -18,6 +17,7 @@ export interface OpMsgRequest {
 
 /** Parses a whole OP_MSG message (header included), verifying the checksum when present. */
 export function parseOpMsg(message: Buffer): OpMsgRequest {
+  if (message.length < HEADER_SIZE + 4) throw new WireProtocolError("OP_MSG: too short for its flag bits");
   const flags = message.readUInt32LE(HEADER_SIZE);
   const checksumPresent = (flags & OpMsgFlag.checksumPresent) !== 0;
   let end = message.length;
@@ -66,11 +66,14 @@ export function parseOpMsg(message: Buffer): OpMsgRequest {
   return { flags, body, sequences };
 }
 
-/** Builds an OP_MSG reply with a single body section. */
+/** Builds an OP_MSG reply with a single body section, copying the body once. */
 export function serializeOpMsg(requestId: number, responseTo: number, body: Uint8Array, flags = 0): Buffer {
-  const payload = Buffer.allocUnsafe(5 + body.length);
-  payload.writeUInt32LE(flags, 0);
-  payload[4] = 0;
-  payload.set(body, 5);
-  return withHeader(OpCode.OP_MSG, requestId, responseTo, payload);
+  const prefix = Buffer.allocUnsafe(HEADER_SIZE + 5);
+  prefix.writeInt32LE(HEADER_SIZE + 5 + body.length, 0);
+  prefix.writeInt32LE(requestId, 4);
+  prefix.writeInt32LE(responseTo, 8);
+  prefix.writeInt32LE(OpCode.OP_MSG, 12);
+  prefix.writeUInt32LE(flags, HEADER_SIZE);
+  prefix[HEADER_SIZE + 4] = 0;
+  return Buffer.concat([prefix, body]);
 }

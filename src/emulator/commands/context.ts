@@ -1,4 +1,6 @@
 import { deserialize, type Document } from "bson";
+import { rawArrayField } from "../../bson/elements.js";
+import { CommandError, ErrorCode } from "../errors.js";
 import type { ClientConnection } from "../connection.js";
 import type { Deployment } from "../deployment.js";
 import { Writer } from "../writer.js";
@@ -32,10 +34,11 @@ export class CommandContext {
   rawArray(field: string): Buffer[] {
     const sequence = this.sequences.get(field);
     if (sequence) return sequence;
-    const parsed = deserialize(this.rawBody, { fieldsAsRaw: { [field]: true } });
-    const value = parsed[field] as unknown;
-    if (!Array.isArray(value)) return [];
-    return value.map((item) => Buffer.from(item as Uint8Array));
+    try {
+      return rawArrayField(this.rawBody, field) ?? [];
+    } catch (error) {
+      throw new CommandError(ErrorCode.TypeMismatch, `${this.name}: ${(error as Error).message}`);
+    }
   }
 
   /** An array field as documents, from a document sequence or the body. */

@@ -1,0 +1,45 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+
+export interface EmulatorProcess {
+  uri: string;
+  child: ChildProcess;
+  /** Resident set size of the emulator process in MiB, from /proc. */
+  rssMb(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs the emulator as its own process (from the built CLI), as a deployment would be, so the
+ * benchmark's driver work and the emulator's do not share one event loop or one heap.
+ */
+export async function startEmulatorProcess(args: string[] = []): Promise<EmulatorProcess> {
+  const child = spawn(process.execPath, [CLI, "emulator", "--port", "0", "--json", ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const first = await new Promise<string>((resolve, reject) => {
+    lines.once("line", resolve);
+    child.once("exit", (code) => reject(new Error(`emulator exited with code ${code} before it was ready`)));
+  });
+  const { uri } = JSON.parse(first) as { uri: string };
+  return {
+    uri,
+    child,
+    rssMb() {
+      const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      return kb / 1024;
+    },
+    stop() {
+      return new Promise((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      });
+    },
+  };
+}

@@ -1,0 +1,31 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { emulatorBench } from "./emulator.bench.js";
+import type { Figure } from "./figures.js";
+
+/**
+ * `npm run bench`: runs every benchmark and writes bench/results/latest.json. TIDEMARK_BENCH_MB
+ * sets the data size (default 1024, as the issues ask); smaller is handy on a busy machine.
+ */
+async function main(): Promise<void> {
+  const megabytes = Number(process.env.TIDEMARK_BENCH_MB ?? 1024);
+  const totalBytes = megabytes * 1024 * 1024;
+  const figures: Figure[] = [];
+  const add = (more: Figure[]) => {
+    for (const figure of more) {
+      figures.push(figure);
+      process.stdout.write(`${figure.name} ${figure.value} ${figure.unit}\n`);
+    }
+  };
+  add(await emulatorBench({ totalBytes }));
+
+  const dir = fileURLToPath(new URL("../../bench/results/", import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${dir}latest.json`, `${JSON.stringify(figures, null, 2)}\n`);
+  process.stdout.write(`wrote ${dir}latest.json\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});
