@@ -75,6 +75,13 @@ export function dbRefAsDocument(ref: DBRef): Document {
   return Object.assign(doc, ref.fields);
 }
 
+/** The document form of a value BSON stores as an embedded document (DBRef included), else undefined. */
+export function asEmbeddedDocument(value: unknown): Document | undefined {
+  if (isPlainDocument(value)) return value;
+  if (value instanceof DBRef) return dbRefAsDocument(value);
+  return undefined;
+}
+
 /** The BSON kind of a deserialized JS value; throws for values `bson` would not produce. */
 export function bsonKindOf(value: unknown): BsonKind {
   if (value === undefined) return "undefined";

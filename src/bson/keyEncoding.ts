@@ -177,8 +177,11 @@ class BsonReader {
       case 0x04:
       case 0x0f:
         return this.documentEnd(pos, end) - pos;
-      case 0x05:
-        return 5 + this.int32(pos, end);
+      case 0x05: {
+        const length = this.int32(pos, end);
+        if (length < 0) throw new Error(`malformed BSON binary at ${pos}`);
+        return 5 + length;
+      }
       case 0x0b:
         return this.cstringEnd(this.cstringEnd(pos, end) + 1, end) + 1 - pos;
       case 0x0c:

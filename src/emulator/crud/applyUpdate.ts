@@ -1,9 +1,9 @@
-import { deserialize, serialize, type Document } from "bson";
+import { deserialize, Int32, serialize, type Document } from "bson";
 import { Aggregator, update as mingoUpdate } from "mingo";
 import { encodeIdKey } from "../../bson/keyEncoding.js";
 import { RawDocument } from "../../bson/rawDocument.js";
 import { applyDiff } from "../../oplog/diff/apply.js";
-import { updateOplogObject } from "../../oplog/diff/compute.js";
+import { computeDiff, updateOplogObject } from "../../oplog/diff/compute.js";
 import { CommandError, ErrorCode } from "../errors.js";
 import { withIdFirst } from "./documentId.js";
 
@@ -67,7 +67,14 @@ export function applyUpdate(
   const pre = deserialize(preRaw);
   const post = runUpdate(deserialize(preRaw), update, arrayFilters, inserting);
   assertSameId(pre, post);
-  const o = updateOplogObject(pre, post);
+  // Modifier updates always log a $v:2 diff, whatever its size; pipeline updates log a
+  // replacement when the diff would not be smaller (as the server's diff calculator decides).
+  let o: Document | undefined;
+  if (Array.isArray(update)) o = updateOplogObject(pre, post);
+  else {
+    const diff = computeDiff(pre, post);
+    o = diff && { $v: new Int32(2), diff };
+  }
   if (!o) return undefined;
   if (o.$v !== undefined && o.diff) {
     const exact = applyDiff(deserialize(preRaw, { promoteValues: false }), o.diff as Document);
