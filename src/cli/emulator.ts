@@ -7,11 +7,19 @@ function positiveInteger(value: string): number {
   return parsed;
 }
 
+function portNumber(value: string): number {
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value) || parsed > 65535) {
+    throw new InvalidArgumentError("expected a TCP port number 0..65535 (0 picks a free one)");
+  }
+  return parsed;
+}
+
 export function emulatorCommand(): Command {
   return new Command("emulator")
     .description("Run an in-memory MongoDB 7.0-compatible one-member replica set (for tests and the demo)")
     .option("--host <host>", "interface to listen on", "127.0.0.1")
-    .option("--port <port>", "TCP port (0 picks a free one)", positiveInteger, 27017)
+    .option("--port <port>", "TCP port (0 picks a free one)", portNumber, 27017)
     .option("--replset <name>", "replica set name", "rs0")
     .option("--user <name>", "require SCRAM authentication as this user (with --password)")
     .option("--password <pw>", "the user's password")

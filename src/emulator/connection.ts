@@ -29,6 +29,7 @@ export class ClientConnection {
   private readonly stream = new MessageStream();
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
+  private afterReplyActions: (() => void)[] = [];
 
   constructor(
     private readonly socket: Socket,
@@ -51,6 +52,18 @@ export class ClientConnection {
   close(): void {
     this.closed = true;
     this.socket.destroy();
+  }
+
+  /**
+   * Runs `action` once the reply to the command being handled has been handed to the socket
+   * (at once if there is no reply), so a command that cuts connections still answers first.
+   */
+  afterReply(action: () => void): void {
+    this.afterReplyActions.push(action);
+  }
+
+  private runAfterReply(): void {
+    for (const action of this.afterReplyActions.splice(0)) action();
   }
 
   private onData(chunk: Buffer): void {
@@ -89,7 +102,10 @@ export class ClientConnection {
       const db = typeof body.$db === "string" ? body.$db : "admin";
       const sequences = new Map(request.sequences.map((s) => [s.identifier, s.documents]));
       const response = await dispatchCommand(this.deployment, this, db, body, request.body, sequences);
-      if ((request.flags & OpMsgFlag.moreToCome) !== 0) return; // unacknowledged write: no reply
+      if ((request.flags & OpMsgFlag.moreToCome) !== 0) {
+        this.runAfterReply(); // unacknowledged write: no reply
+        return;
+      }
       reply = serializeOpMsg(nextResponseId++, header.requestId, serializeWithRaw(response));
     } else if (header.opCode === OpCode.OP_QUERY) {
       const request = parseOpQuery(message);
@@ -106,9 +122,12 @@ export class ClientConnection {
     } else {
       throw new WireProtocolError(`unsupported opcode ${header.opCode}`);
     }
-    if (this.closed) return;
+    if (this.closed) {
+      this.runAfterReply();
+      return;
+    }
     if (compressed && this.compressor) reply = compressMessage(reply, this.compressor);
-    this.socket.write(reply);
+    this.socket.write(reply, () => this.runAfterReply());
   }
 }
 

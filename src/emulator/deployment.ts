@@ -1,4 +1,4 @@
-import { ObjectId } from "bson";
+import { Long, ObjectId, type Document } from "bson";
 import { createScramCredential, type ScramCredential, type ScramMechanism } from "./auth/scram.js";
 import type { ClientConnection } from "./connection.js";
 import { CursorManager } from "./cursors.js";
@@ -24,6 +24,8 @@ export class Deployment {
   readonly faults = new FaultInjector();
   readonly users = new Map<string, UserCredentials>();
   readonly connections = new Set<ClientConnection>();
+  /** How many times each command name has been received, handshake and SASL included (for tests). */
+  readonly receivedCommandCounts = new Map<string, number>();
   readonly processId = new ObjectId();
   readonly electionId = new ObjectId("7fffffff0000000000000001");
   readonly startedAt = new Date();
@@ -59,6 +61,11 @@ export class Deployment {
       const timer = setTimeout(done, ms);
       this.shutdown.signal.addEventListener("abort", done);
     });
+  }
+
+  /** hello's topologyVersion; it never changes, as this member is always the primary. */
+  get topologyVersion(): Document {
+    return { processId: this.processId, counter: Long.fromNumber(0) };
   }
 
   get connectionCount(): number {

@@ -4,7 +4,21 @@ interface CommandFailure {
   command: string;
   code: number;
   remaining: number;
-  errorLabels: string[];
+  errorLabels?: string[];
+}
+
+/**
+ * An injected failure. Like mongod's failCommand fail point, `errorLabels` when given replace the
+ * labels the server would add (RetryableWriteError); when absent the server adds its own.
+ */
+export class InjectedCommandError extends CommandError {
+  constructor(
+    code: number,
+    message: string,
+    readonly explicitLabels: string[] | undefined,
+  ) {
+    super(code, message, {}, explicitLabels ?? []);
+  }
 }
 
 /**
@@ -16,7 +30,7 @@ export class FaultInjector {
   /** Milliseconds added before every reply. */
   replyDelayMs = 0;
 
-  failCommand(command: string, code: number, times = 1, errorLabels: string[] = []): void {
+  failCommand(command: string, code: number, times = 1, errorLabels?: string[]): void {
     this.failures.push({ command, code, remaining: times, errorLabels });
   }
 
@@ -26,10 +40,9 @@ export class FaultInjector {
     if (!failure) return;
     failure.remaining--;
     this.failures = this.failures.filter((f) => f.remaining > 0);
-    throw new CommandError(
+    throw new InjectedCommandError(
       failure.code,
       `Failing command ${command} via tidemarkFault`,
-      {},
       failure.errorLabels,
     );
   }

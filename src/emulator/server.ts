@@ -23,7 +23,10 @@ export interface RunningEmulator {
 export interface EmulatorFaults {
   /** Closes every client connection, as a network cut would. */
   closeConnections(): number;
-  /** The next `times` commands named `command` fail with `code`. */
+  /**
+   * The next `times` commands named `command` fail with `code`. `errorLabels`, when given, replace
+   * the labels the server would add (as with mongod's failCommand fail point).
+   */
   failCommand(command: string, code: number, times?: number, errorLabels?: string[]): void;
   /** Delays every reply by `ms` (0 to stop). */
   delayReplies(ms: number): void;
@@ -66,7 +69,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       for (const connection of [...deployment.connections]) connection.close();
       return count;
     },
-    failCommand: (command, code, times = 1, labels = []) =>
+    failCommand: (command, code, times = 1, labels) =>
       deployment.faults.failCommand(command, code, times, labels),
     delayReplies(ms) {
       deployment.faults.replyDelayMs = ms;

@@ -20,6 +20,7 @@ export interface RetryableWrite {
  * logs them at commit.
  */
 export class Writer {
+  /** The statement id of the next retryable-write entry: the statement's index in its command. */
   private stmtId = 0;
 
   constructor(
@@ -27,10 +28,22 @@ export class Writer {
     private readonly options: { transaction?: Transaction; retryable?: RetryableWrite } = {},
   ) {}
 
+  /**
+   * Sets the statement id for the entries that follow: mongod stamps a retryable write's entry
+   * with the index of its statement in the command (`documents`, `updates` or `deletes`), so a
+   * statement that writes nothing leaves a gap.
+   */
+  atStatement(index: number): this {
+    this.stmtId = index;
+    return this;
+  }
+
+  /** An insert entry: `o` is the stored document byte for byte, `o2` its document key `{_id}` (5.3+). */
   insert(collection: Collection, raw: Buffer): IdKey {
     const key = collection.insert(raw);
-    this.record({ op: "i", ns: collection.ns, ui: collection.uuid, o: new RawDocument(raw) }, () =>
-      collection.remove(key),
+    this.record(
+      { op: "i", ns: collection.ns, ui: collection.uuid, o: new RawDocument(raw), o2: idDocumentOf(raw) },
+      () => collection.remove(key),
     );
     return key;
   }
@@ -51,9 +64,21 @@ export class Writer {
     return old;
   }
 
-  /** A DDL entry on `<db>.$cmd`. DDL never runs inside a transaction here. */
-  command(db: string, o: Document, extra: { ui?: Collection["uuid"]; o2?: Document } = {}): void {
-    this.oplog.append({ op: "c", ns: `${db}.$cmd`, ui: extra.ui, o, o2: extra.o2 });
+  /**
+   * A DDL entry on `<db>.$cmd`. Inside a transaction (an implicit or explicit create) it joins
+   * the transaction's applyOps, and `undo` rolls it back on abort; outside, it is logged at once
+   * and never carries session fields, even during a retryable write.
+   */
+  command(
+    db: string,
+    o: Document,
+    extra: { ui?: Collection["uuid"]; o2?: Document } = {},
+    undo: () => void = () => {},
+  ): void {
+    const operation: OplogOperation = { op: "c", ns: `${db}.$cmd`, ui: extra.ui, o };
+    if (extra.o2) operation.o2 = extra.o2;
+    if (this.options.transaction) this.options.transaction.record(operation, undo);
+    else this.oplog.append(operation);
   }
 
   private record(operation: OplogOperation, undo: () => void): void {

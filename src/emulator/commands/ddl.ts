@@ -1,8 +1,9 @@
-import { Long, serialize, type Document } from "bson";
+import { randomInt } from "node:crypto";
+import { Long, serialize, UUID, type Document } from "bson";
 import { RawDocument } from "../../bson/rawDocument.js";
 import { CommandError, ErrorCode, namespaceNotFound } from "../errors.js";
 import { compileFilter } from "../query/matcher.js";
-import { Collection } from "../storage/collection.js";
+import { Collection, idKeyOf } from "../storage/collection.js";
 import { ID_INDEX, type IndexSpec } from "../storage/indexes.js";
 import { View } from "../storage/view.js";
 import { Writer } from "../writer.js";
@@ -119,16 +120,15 @@ function create(ctx: CommandContext): Document {
     }
     if (deployment.catalog.get(ctx.db, name))
       throw new CommandError(ErrorCode.NamespaceExists, `Collection ${ctx.ns} already exists.`);
-    deployment.catalog.createView(ctx.db, name, {
+    const view = deployment.catalog.createView(ctx.db, name, {
       viewOn: options.viewOn,
       pipeline: options.pipeline ?? [],
       ...options,
     });
-    new Writer(deployment.oplog).command(ctx.db, {
-      create: name,
-      ...options,
-      pipeline: options.pipeline ?? [],
-    });
+    // mongod keeps view definitions as documents of <db>.system.views: the oplog shows the
+    // collection's create (with the first view) and an insert, not a create command.
+    const writer = new Writer(deployment.oplog);
+    writer.insert(systemViews(ctx, writer), viewDefinition(view));
     return {};
   }
   if (options.capped === true && (typeof options.size !== "number" || options.size <= 0)) {
@@ -136,21 +136,38 @@ function create(ctx: CommandContext): Document {
   }
   if (deployment.catalog.get(ctx.db, name))
     throw new CommandError(ErrorCode.NamespaceExists, `Collection ${ctx.ns} already exists.`);
-  createCollection(deployment, ctx.db, name, options);
+  createCollection(deployment, ctx.db, name, options, ctx.writer());
   return {};
+}
+
+const SYSTEM_VIEWS = "system.views";
+
+/** `<db>.system.views`, created (and logged) along with the database's first view. */
+function systemViews(ctx: CommandContext, writer: Writer): Collection {
+  const existing = ctx.deployment.catalog.getCollection(ctx.db, SYSTEM_VIEWS);
+  return existing ?? createCollection(ctx.deployment, ctx.db, SYSTEM_VIEWS, {}, writer);
+}
+
+/** A view's document in system.views: `{_id: "<db>.<view>", viewOn, pipeline, collation?}`. */
+function viewDefinition(view: View): Buffer {
+  const definition: Document = { _id: `${view.db}.${view.name}`, viewOn: view.viewOn, pipeline: view.pipeline };
+  if (view.options.collation !== undefined) definition.collation = view.options.collation;
+  return Buffer.from(serialize(definition));
 }
 
 function drop(ctx: CommandContext): Document {
   const { deployment } = ctx;
   const ns = deployment.catalog.get(ctx.db, ctx.collectionName);
   if (!ns) throw namespaceNotFound(ctx.ns);
-  const numRecords = ns instanceof Collection ? ns.count : 0;
   deployment.catalog.remove(ctx.db, ctx.collectionName);
-  new Writer(deployment.oplog).command(
-    ctx.db,
-    { drop: ctx.collectionName },
-    ns instanceof Collection ? { ui: ns.uuid, o2: { numRecords } } : {},
-  );
+  const writer = new Writer(deployment.oplog);
+  if (ns instanceof View) {
+    // Dropping a view deletes its definition from system.views; no drop command is logged.
+    const views = deployment.catalog.getCollection(ctx.db, SYSTEM_VIEWS);
+    if (views) writer.remove(views, idKeyOf(viewDefinition(ns)));
+  } else {
+    writer.command(ctx.db, { drop: ctx.collectionName }, { ui: ns.uuid, o2: { numRecords: ns.count } });
+  }
   return { nIndexesWas: ns instanceof Collection ? ns.indexes.list().length : 0, ns: ctx.ns };
 }
 
@@ -159,14 +176,12 @@ function dropDatabase(ctx: CommandContext): Document {
   const writer = new Writer(deployment.oplog);
   const namespaces = deployment.catalog.namespaces(ctx.db);
   if (namespaces.length === 0) return {};
-  // MongoDB drops each collection (logging each drop) and then logs dropDatabase.
+  // MongoDB drops each collection (logging each drop, system.views included, which takes the
+  // views with it) and then logs dropDatabase.
   for (const ns of namespaces) {
     deployment.catalog.remove(ctx.db, ns.name);
-    writer.command(
-      ctx.db,
-      { drop: ns.name },
-      ns instanceof Collection ? { ui: ns.uuid, o2: { numRecords: ns.count } } : {},
-    );
+    if (ns instanceof Collection)
+      writer.command(ctx.db, { drop: ns.name }, { ui: ns.uuid, o2: { numRecords: ns.count } });
   }
   writer.command(ctx.db, { dropDatabase: 1 });
   return { dropped: ctx.db };
@@ -196,28 +211,93 @@ function renameCollection(ctx: CommandContext): Document {
   const target = deployment.catalog.get(toDb, toName);
   if (target && command.dropTarget !== true)
     throw new CommandError(ErrorCode.NamespaceExists, "target namespace exists");
-  const o: Document = {
-    renameCollection: `${fromDb}.${fromName}`,
-    to: `${toDb}.${toName}`,
-    stayTemp: command.stayTemp === true,
-  };
-  if (target) {
-    deployment.catalog.remove(toDb, toName);
-    if (target instanceof Collection) o.dropTarget = target.uuid;
+  const stayTemp = command.stayTemp === true;
+  const writer = new Writer(deployment.oplog);
+  if (fromDb === toDb) {
+    renameWithinDb(ctx, source, toName, target, stayTemp, writer);
+    return {};
   }
-  deployment.catalog.rename(source, toDb, toName);
-  new Writer(deployment.oplog).command(fromDb, o, { ui: source.uuid });
+  // Across databases mongod copies (renameBetweenDBs in rename_collection.cpp): a temporary
+  // collection in the target database with the source's options and a new UUID, its indexes,
+  // every document, then a rename of the temporary collection within the target database and a
+  // drop of the source. Each step is an ordinary oplog entry.
+  const tmpName = temporaryRenameName(ctx, toDb);
+  const tmp = createCollection(deployment, toDb, tmpName, { ...source.options }, writer);
+  for (const spec of source.indexes.list()) {
+    if (spec.name === ID_INDEX.name) continue;
+    tmp.addIndex(spec);
+    writer.command(toDb, { createIndexes: tmpName, ...spec }, { ui: tmp.uuid });
+  }
+  for (const [, raw] of source.scanNatural()) writer.insert(tmp, raw);
+  renameWithinDb(ctx, tmp, toName, deployment.catalog.get(toDb, toName), stayTemp, writer);
+  deployment.catalog.remove(fromDb, fromName);
+  writer.command(fromDb, { drop: fromName }, { ui: source.uuid, o2: { numRecords: source.count } });
   return {};
 }
 
+/**
+ * One renameCollection entry on the database's `$cmd`, with `ui` = the renamed collection's UUID;
+ * a dropped target is named by `dropTarget: <UUID>` and counted in `o2: {numRecords}`.
+ */
+function renameWithinDb(
+  ctx: CommandContext,
+  source: Collection,
+  toName: string,
+  target: Collection | View | undefined,
+  stayTemp: boolean,
+  writer: Writer,
+): void {
+  const { catalog } = ctx.deployment;
+  const db = source.db;
+  const o: Document = { renameCollection: source.ns, to: `${db}.${toName}`, stayTemp };
+  const extra: { ui: UUID; o2?: Document } = { ui: source.uuid };
+  if (target) {
+    catalog.remove(db, toName);
+    if (target instanceof Collection) {
+      o.dropTarget = target.uuid;
+      extra.o2 = { numRecords: target.count };
+    }
+  }
+  catalog.rename(source, db, toName);
+  writer.command(db, o, extra);
+}
+
+/** `tmpXXXXX.renameCollection`, as mongod's makeUniqueCollectionNamespace names it. */
+function temporaryRenameName(ctx: CommandContext, db: string): string {
+  const chars = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  for (;;) {
+    const random = Array.from({ length: 5 }, () => chars[randomInt(chars.length)]).join("");
+    const name = `tmp${random}.renameCollection`;
+    if (!ctx.deployment.catalog.get(db, name)) return name;
+  }
+}
+
+/** Index options collMod can change, in the order mongod's makeCollModCmdObj writes them. */
+const COLLMOD_INDEX_OPTIONS = ["expireAfterSeconds", "hidden", "unique", "prepareUnique"];
+
+/**
+ * collMod, logged as mongod's onCollMod does: `o` is the command with the index change resolved to
+ * `{name, <option>: value}` (expireAfterSeconds as a long), `o2` holds `collectionOptions_old`
+ * (the whole old options, uuid first) and, for an index change, `indexOptions_old`. A view's new
+ * definition is a replacement of its system.views document instead.
+ */
 function collMod(ctx: CommandContext): Document {
   const { deployment, command } = ctx;
   const ns = deployment.catalog.get(ctx.db, ctx.collectionName);
   if (!ns) throw namespaceNotFound(ctx.ns);
   const changes = commandOptions(command, "collMod");
+  const writer = new Writer(deployment.oplog);
+  if (ns instanceof View) {
+    for (const [key, value] of Object.entries(changes)) ns.options[key] = value;
+    const views = deployment.catalog.getCollection(ctx.db, SYSTEM_VIEWS);
+    const definition = viewDefinition(ns);
+    const key = idKeyOf(definition);
+    if (views?.getById(key)) writer.replace(views, key, definition, new RawDocument(definition));
+    return {};
+  }
   const o: Document = { collMod: ctx.collectionName };
-  const o2: Document = {};
-  if (changes.index && ns instanceof Collection) {
+  const o2: Document = { collectionOptions_old: { uuid: ns.uuid, ...ns.options } };
+  if (changes.index) {
     const change = changes.index as Document;
     const spec = change.name
       ? ns.indexes.find(String(change.name))
@@ -228,33 +308,29 @@ function collMod(ctx: CommandContext): Document {
         `cannot find index ${JSON.stringify(change)} for ns ${ctx.ns}`,
       );
     const result: Document = {};
-    for (const [key, value] of Object.entries(change)) {
-      if (key === "name" || key === "keyPattern") continue;
+    const index: Document = { name: spec.name };
+    const indexOptionsOld: Document = {};
+    for (const key of COLLMOD_INDEX_OPTIONS) {
+      if (change[key] === undefined) continue;
+      const asLogged = (value: unknown) =>
+        key === "expireAfterSeconds" ? Long.fromNumber(Number(value)) : value;
+      const old = spec[key] ?? (key === "expireAfterSeconds" ? undefined : false);
       result[`${key}_old`] = spec[key];
-      result[`${key}_new`] = value;
-      spec[key] = value;
+      result[`${key}_new`] = change[key];
+      if (old !== undefined) indexOptionsOld[key] = asLogged(old);
+      index[key] = asLogged(change[key]);
+      spec[key] = asLogged(change[key]);
     }
-    o.index = {
-      name: spec.name,
-      ...Object.fromEntries(Object.entries(change).filter(([k]) => k !== "name" && k !== "keyPattern")),
-    };
-    o2.indexOptions_old = Object.fromEntries(
-      Object.keys(change)
-        .filter((k) => k !== "name" && k !== "keyPattern")
-        .map((k) => [k, result[`${k}_old`]]),
-    );
-    new Writer(deployment.oplog).command(ctx.db, o, { ui: ns.uuid, o2 });
+    o.index = index;
+    o2.indexOptions_old = indexOptionsOld;
+    writer.command(ctx.db, o, { ui: ns.uuid, o2 });
     return result;
   }
-  const old: Document = {};
   for (const [key, value] of Object.entries(changes)) {
-    if (key === "index") continue;
-    old[key] = ns.options[key];
     ns.options[key] = value;
     o[key] = value;
   }
-  o2.collectionOptions_old = old;
-  new Writer(deployment.oplog).command(ctx.db, o, { ui: ns instanceof Collection ? ns.uuid : undefined, o2 });
+  writer.command(ctx.db, o, { ui: ns.uuid, o2 });
   return {};
 }
 
@@ -267,9 +343,13 @@ function createIndexes(ctx: CommandContext): Document {
   if (existing instanceof View)
     throw new CommandError(ErrorCode.CommandNotSupportedOnView, "Cannot create indexes on a view");
   const createdCollectionAutomatically = !existing;
-  const collection = existing ?? createCollection(deployment, ctx.db, ctx.collectionName, {});
+  const writer = ctx.writer();
+  const collection = existing ?? createCollection(deployment, ctx.db, ctx.collectionName, {}, writer);
   const numIndexesBefore = collection.indexes.list().length;
-  const writer = new Writer(deployment.oplog);
+  // An empty collection gets its indexes at once, one createIndexes entry each; otherwise mongod
+  // runs a two-phase build, logged as startIndexBuild and commitIndexBuild over all the new specs.
+  const empty = collection.count === 0;
+  const built: IndexSpec[] = [];
   for (const raw of specs) {
     if (!raw.key || typeof raw.key !== "object" || Object.keys(raw.key).length === 0) {
       throw new CommandError(ErrorCode.CannotCreateIndex, "Index spec must have a non-empty 'key' document");
@@ -302,7 +382,25 @@ function createIndexes(ctx: CommandContext): Document {
       continue;
     }
     collection.addIndex(spec);
-    writer.command(ctx.db, { createIndexes: ctx.collectionName, ...spec }, { ui: collection.uuid });
+    built.push(spec);
+    if (empty) {
+      writer.command(
+        ctx.db,
+        { createIndexes: ctx.collectionName, ...spec },
+        { ui: collection.uuid },
+        () => collection.indexes.remove(spec.name),
+      );
+    }
+  }
+  if (!empty && built.length > 0) {
+    const indexBuildUUID = new UUID();
+    for (const verb of ["startIndexBuild", "commitIndexBuild"]) {
+      writer.command(
+        ctx.db,
+        { [verb]: ctx.collectionName, indexBuildUUID, indexes: built.map((spec) => ({ ...spec })) },
+        { ui: collection.uuid },
+      );
+    }
   }
   const numIndexesAfter = collection.indexes.list().length;
   const reply: Document = { numIndexesBefore, numIndexesAfter, createdCollectionAutomatically };

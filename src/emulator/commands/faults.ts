@@ -6,7 +6,9 @@ import type { CommandContext, CommandDefinition } from "./context.js";
  * `{tidemarkFault: <action>, ...}` on the admin database, for tests that drive the emulator
  * from another process:
  *   closeConnections                      close every client connection (this one too)
- *   failCommand, command, code, times?    the next `times` commands named `command` fail
+ *   failCommand, command, code, times?, errorLabels?
+ *                                         the next `times` commands named `command` fail; given
+ *                                         errorLabels replace the labels the server would add
  *   delayReplies, ms                      hold every reply `ms` milliseconds (0 stops)
  *   truncateOplog, keep                   keep only the newest `keep` oplog entries
  *   clear                                 stop failing and delaying
@@ -22,8 +24,8 @@ function tidemarkFault(ctx: CommandContext): Document {
   if (!faults) throw new CommandError(ErrorCode.IllegalOperation, "fault injection is not available");
   switch (command.tidemarkFault) {
     case "closeConnections":
-      // Reply first, then cut, so the caller learns the command ran.
-      setImmediate(() => faults.closeConnections());
+      // Reply first, then cut, so the caller learns the command ran (even if replies are delayed).
+      ctx.connection.afterReply(() => faults.closeConnections());
       return { closing: deployment.connectionCount };
     case "failCommand":
       if (typeof command.command !== "string" || typeof command.code !== "number") {
@@ -36,7 +38,7 @@ function tidemarkFault(ctx: CommandContext): Document {
         command.command,
         command.code,
         Number(command.times ?? 1),
-        (command.errorLabels as string[]) ?? [],
+        command.errorLabels as string[] | undefined,
       );
       return {};
     case "delayReplies":

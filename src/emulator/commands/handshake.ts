@@ -33,7 +33,7 @@ async function hello(ctx: CommandContext): Promise<Document> {
   const lastWriteDate = new Date(lastWrite.ts.high * 1000);
   const legacy = ctx.name !== "hello";
   const reply: Document = {
-    topologyVersion: { processId: deployment.processId, counter: Long.fromNumber(0) },
+    topologyVersion: deployment.topologyVersion,
     hosts: [me],
     setName: deployment.options.replSet,
     setVersion: 1,

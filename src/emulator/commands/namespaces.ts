@@ -17,27 +17,38 @@ export function assertValidNamespace(db: string, name: string): void {
   }
 }
 
-/** Creates a collection and logs the create entry, as an implicit or explicit create does. */
+/**
+ * Creates a collection and logs the create entry, as an implicit or explicit create does. With
+ * the writer of a transaction, the create joins the transaction's applyOps (4.4+) and an abort
+ * removes the collection again.
+ */
 export function createCollection(
   deployment: Deployment,
   db: string,
   name: string,
   options: Document,
+  writer: Writer = new Writer(deployment.oplog),
 ): Collection {
   assertValidNamespace(db, name);
   const collection = deployment.catalog.createCollection(db, name, { options });
   if (db !== "local") {
-    new Writer(deployment.oplog).command(
+    writer.command(
       db,
       { create: name, ...options, idIndex: { ...ID_INDEX } },
       { ui: collection.uuid },
+      () => deployment.catalog.remove(db, name),
     );
   }
   return collection;
 }
 
 /** The collection a write targets, created on first write as MongoDB does. */
-export function collectionForWrite(deployment: Deployment, db: string, name: string): Collection {
+export function collectionForWrite(
+  deployment: Deployment,
+  db: string,
+  name: string,
+  writer?: Writer,
+): Collection {
   const ns = deployment.catalog.get(db, name);
   if (ns instanceof View) {
     throw new CommandError(
@@ -46,5 +57,5 @@ export function collectionForWrite(deployment: Deployment, db: string, name: str
     );
   }
   if (ns) return ns;
-  return createCollection(deployment, db, name, {});
+  return createCollection(deployment, db, name, {}, writer);
 }

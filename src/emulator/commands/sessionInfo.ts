@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Binary, Long, type Document } from "bson";
 import { CommandError, ErrorCode } from "../errors.js";
 import type { Deployment } from "../deployment.js";
@@ -16,11 +17,28 @@ export function sessionKeyOf(lsid: Document): string {
   return id instanceof Binary ? Buffer.from(id.buffer).toString("hex") : JSON.stringify(id);
 }
 
+/**
+ * The logical session id as mongod records it (oplog entries, config.transactions): the client's
+ * `id` plus `uid`, the SHA-256 of the authenticated user's `user@db`, or of the empty string when
+ * no one is authenticated (`makeLogicalSessionId`; e.g. 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=
+ * in every unauthenticated entry of the mongo-tools and PBM fixtures).
+ */
+export function logicalSessionId(lsid: Document, user: string | undefined): Document {
+  if (lsid.uid !== undefined) return { id: lsid.id, uid: lsid.uid };
+  return { id: lsid.id, uid: new Binary(createHash("sha256").update(user ?? "").digest()) };
+}
+
 /** Reads lsid / txnNumber / startTransaction / autocommit the way mongod does. */
-export function bindSession(deployment: Deployment, command: Document, isWrite: boolean): SessionBinding {
-  const lsid = command.lsid as Document | undefined;
-  if (!lsid) return {};
-  const sessionKey = sessionKeyOf(lsid);
+export function bindSession(
+  deployment: Deployment,
+  command: Document,
+  isWrite: boolean,
+  user?: string,
+): SessionBinding {
+  const clientLsid = command.lsid as Document | undefined;
+  if (!clientLsid) return {};
+  const sessionKey = sessionKeyOf(clientLsid);
+  const lsid = logicalSessionId(clientLsid, user);
   const rawTxn = command.txnNumber as unknown;
   if (rawTxn === undefined) return { sessionKey };
   const txnNumber = Long.isLong(rawTxn) ? rawTxn : Long.fromNumber(Number(rawTxn));

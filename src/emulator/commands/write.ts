@@ -51,15 +51,15 @@ function insert(ctx: CommandContext): Document {
   const documents = ctx.rawArray("documents");
   const ordered = ctx.command.ordered !== false;
   const bypass = ctx.command.bypassDocumentValidation === true;
-  const collection = collectionForWrite(ctx.deployment, ctx.db, ctx.collectionName);
   const writer = ctx.writer();
+  const collection = collectionForWrite(ctx.deployment, ctx.db, ctx.collectionName, writer);
   const writeErrors: WriteError[] = [];
   let n = 0;
   for (const [index, original] of documents.entries()) {
     try {
       const raw = withIdFirst(original);
       validate(collection, raw, bypass);
-      writer.insert(collection, raw);
+      writer.atStatement(index).insert(collection, raw);
       n++;
     } catch (error) {
       writeErrors.push(writeErrorOf(index, error));
@@ -131,8 +131,8 @@ function update(ctx: CommandContext): Document {
   const statementsRaw = ctx.rawArray("updates");
   const ordered = ctx.command.ordered !== false;
   const bypass = ctx.command.bypassDocumentValidation === true;
-  const collection = collectionForWrite(ctx.deployment, ctx.db, ctx.collectionName);
   const writer = ctx.writer();
+  const collection = collectionForWrite(ctx.deployment, ctx.db, ctx.collectionName, writer);
   const writeErrors: WriteError[] = [];
   const upserted: Document[] = [];
   let n = 0;
@@ -148,7 +148,13 @@ function update(ctx: CommandContext): Document {
         !isModifierUpdate(statement.u) && !Array.isArray(statement.u)
           ? Buffer.from(serialize(deserialize(raw, { promoteValues: false }).u as Document))
           : undefined;
-      const outcome = runUpdateStatement(collection, statement, replacementRaw, writer, bypass);
+      const outcome = runUpdateStatement(
+        collection,
+        statement,
+        replacementRaw,
+        writer.atStatement(index),
+        bypass,
+      );
       n += outcome.matched;
       nModified += outcome.modified;
       if (outcome.upsertedId !== undefined) {
@@ -177,6 +183,7 @@ function remove(ctx: CommandContext): Document {
       const matches = [
         ...findDocuments(collection, { filter: statement.q as Document, limit: limit === 1 ? 1 : 0 }),
       ];
+      writer.atStatement(index);
       for (const raw of matches) if (writer.remove(collection, idKeyOf(raw))) n++;
     } catch (error) {
       writeErrors.push(writeErrorOf(index, error));
@@ -192,8 +199,8 @@ function findAndModify(ctx: CommandContext): Document {
   const sort = command.sort as Document | undefined;
   const fields = command.fields as Document | undefined;
   const returnNew = command.new === true;
-  const collection = collectionForWrite(ctx.deployment, ctx.db, ctx.collectionName);
   const writer = ctx.writer();
+  const collection = collectionForWrite(ctx.deployment, ctx.db, ctx.collectionName, writer);
   const shape = (raw: Buffer | undefined) => {
     if (!raw) return null;
     const doc = deserialize(raw);

@@ -1,0 +1,154 @@
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { MongoClient } from "mongodb";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+
+/*
+ * The built CLI (package.json: "bin": {"tidemark": "dist/src/cli/main.js"}, built by
+ * `npm run build`), run as a child process the way an operator or CI job would run it.
+ */
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const cli = path.join(root, "dist/src/cli/main.js");
+
+interface Run {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const running: ChildProcess[] = [];
+
+function run(args: string[]): Run {
+  const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  running.push(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return { child, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+/** Resolves with the first line the process prints, or rejects if it exits first. */
+function firstLine(r: Run): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const newline = r.stdout().indexOf("\n");
+      if (newline >= 0) {
+        r.child.stdout!.off("data", check);
+        resolve(r.stdout().slice(0, newline));
+      }
+    };
+    r.child.stdout!.on("data", check);
+    check();
+    void r.exited.then(({ code }) =>
+      reject(new Error(`emulator exited (${code}) before printing: ${r.stderr()}`)),
+    );
+  });
+}
+
+beforeAll(async () => {
+  await promisify(execFile)("npm", ["run", "build"], { cwd: root, timeout: 180_000 });
+  expect(existsSync(cli)).toBe(true);
+}, 200_000);
+
+afterEach(() => {
+  for (const child of running.splice(0))
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
+
+describe("tidemark emulator (built CLI)", () => {
+  it("--port 0 --json prints the real port; the driver authenticates, writes and reads; SIGTERM exits 0", async () => {
+    const r = run(["emulator", "--port", "0", "--user", "admin", "--password", "pw", "--json"]);
+    const printed = JSON.parse(await firstLine(r)) as { uri: string; host: string; port: number };
+    expect(printed.host).toBe("127.0.0.1");
+    expect(Number.isInteger(printed.port)).toBe(true);
+    expect(printed.port).toBeGreaterThan(0);
+    expect(printed.uri).toBe(`mongodb://<user>:<password>@127.0.0.1:${printed.port}/?replicaSet=rs0`);
+    expect(r.stdout()).not.toContain("pw"); // the password is never printed
+
+    // Closed after the emulator is gone, the client waits serverSelectionTimeoutMS to send
+    // endSessions: keep it short.
+    const client = new MongoClient(`mongodb://admin:pw@${printed.host}:${printed.port}/?replicaSet=rs0`, {
+      serverSelectionTimeoutMS: 1500,
+    });
+    const anonymous = new MongoClient(`mongodb://${printed.host}:${printed.port}/?directConnection=true`, {
+      serverSelectionTimeoutMS: 5000,
+    });
+    try {
+      await client.connect();
+      const coll = client.db("cli").collection<{ _id: number; name: string }>("things");
+      await coll.insertOne({ _id: 1, name: "from the CLI test" });
+      expect(await coll.find({}).toArray()).toEqual([{ _id: 1, name: "from the CLI test" }]);
+      // --user made authentication mandatory.
+      await expect(anonymous.db("admin").command({ listDatabases: 1 })).rejects.toMatchObject({ code: 13 });
+
+      // SIGTERM while the driver is still connected: a clean shutdown.
+      r.child.kill("SIGTERM");
+      expect(await r.exited).toEqual({ code: 0, signal: null });
+    } finally {
+      await anonymous.close();
+      await client.close();
+    }
+  });
+
+  it("prints a text line with the real port without --json, and exits 0 on SIGINT", async () => {
+    const r = run(["emulator", "--port", "0", "--replset", "demo"]);
+    const line = await firstLine(r);
+    const match = /^emulator ready: mongodb:\/\/127\.0\.0\.1:(\d+)\/\?replicaSet=demo$/.exec(line);
+    expect(match).not.toBeNull();
+    const port = Number(match![1]);
+    expect(port).toBeGreaterThan(0);
+    const client = new MongoClient(`mongodb://127.0.0.1:${port}/?replicaSet=demo`, {
+      serverSelectionTimeoutMS: 5000,
+    });
+    try {
+      expect((await client.db("admin").command({ hello: 1 })).setName).toBe("demo");
+    } finally {
+      await client.close();
+    }
+    r.child.kill("SIGINT");
+    expect(await r.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it("--help shows the options and the example lines", async () => {
+    const r = run(["emulator", "--help"]);
+    expect(await r.exited).toEqual({ code: 0, signal: null });
+    const help = r.stdout();
+    expect(help).toContain("Usage: tidemark emulator [options]");
+    expect(help).toContain("--port <port>");
+    expect(help).toContain("--json");
+    expect(help).toContain("Examples:");
+    expect(help).toContain("$ tidemark emulator --port 27117 --user admin --password pw");
+    expect(help).toContain("$ tidemark emulator --sample-data");
+    expect(help).toContain('$ mongosh "mongodb://127.0.0.1:27017/?replicaSet=rs0"');
+  });
+
+  it.each([
+    ["abc", /--port.*'abc'.*(port|whole number)/],
+    ["70000", /--port.*'70000'.*0\.\.65535/],
+    ["-1", /--port.*'-1'/],
+    ["1.5", /--port.*'1\.5'/],
+  ])("rejects --port %s with a clear message and a non-zero exit", async (value, message) => {
+    const r = run(["emulator", "--port", value]);
+    const { code } = await r.exited;
+    expect(code).not.toBe(0);
+    expect(code).not.toBeNull();
+    expect(r.stderr()).toMatch(message);
+    expect(r.stdout()).not.toContain("emulator ready");
+  });
+
+  it("rejects --user without --password", async () => {
+    const r = run(["emulator", "--port", "0", "--user", "admin"]);
+    const { code } = await r.exited;
+    expect(code).not.toBe(0);
+    expect(r.stderr()).toMatch(/--user and --password go together/);
+  });
+});
