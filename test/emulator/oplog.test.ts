@@ -33,10 +33,10 @@ import {
   Timestamp,
   type Document,
 } from "mongodb";
-import { deserialize, serialize } from "bson";
+import { deserialize, EJSON, serialize } from "bson";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withEmulator, type EmulatorFixture } from "../helpers/emulator.js";
+import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 import {
   bsonType,
   decode,
@@ -86,7 +86,7 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
   });
 
   it("insert: the whole document byte for byte, o2 {_id}, fields in 7.0 order", async () => {
-    const coll = plain.db("kinds").collection("inserts");
+    const coll = plain.db("kinds").collection<AnyDoc>("inserts");
     await coll.insertOne({ _id: new ObjectId(), warmup: true }); // creates the collection
     const before = await newestTs(plain);
     const doc = {
@@ -118,7 +118,7 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
   });
 
   it("insert: _id moves to the front, or is generated, and keeps its exact type in o2", async () => {
-    const coll = plain.db("kinds").collection("inserts");
+    const coll = plain.db("kinds").collection<AnyDoc>("inserts");
     const before = await newestTs(plain);
     await coll.insertOne({ a: 1, _id: new Int32(5), b: "x" });
     await coll.insertOne({ _id: Long.fromNumber(6), c: 1 });
@@ -128,7 +128,7 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
   });
 
   it("update with $set of one field of a big document logs {$v: 2, diff: {u: {field: value}}}", async () => {
-    const coll = plain.db("kinds").collection("updates");
+    const coll = plain.db("kinds").collection<AnyDoc>("updates");
     const big: Document = { _id: 1 };
     for (let i = 0; i < 50; i++) big[`f${i}`] = `value ${i} ${"x".repeat(40)}`;
     await coll.insertOne(big);
@@ -143,11 +143,13 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
     expect(rawField(raw, "o2")!.equals(bytes({ _id: 1 }))).toBe(true);
     // The real entry's o is {$v: Int32 2, diff: {u: {<field>: <value>}}}.
     expect(shapeOf(real.o).slice(0, 3)).toEqual(["$v:Int32", "diff:Object", "diff.u:Object"]);
-    expect(rawField(raw, "o")!.equals(bytes({ $v: new Int32(2), diff: { u: { f10: "changed" } } }))).toBe(true);
+    expect(rawField(raw, "o")!.equals(bytes({ $v: new Int32(2), diff: { u: { f10: "changed" } } }))).toBe(
+      true,
+    );
   });
 
   it("$unset and a new field log diff sections d and i, in the server's section order", async () => {
-    const coll = plain.db("kinds").collection("updates");
+    const coll = plain.db("kinds").collection<AnyDoc>("updates");
     await coll.insertOne({ _id: 2, a: 1, b: 2, c: 3 });
     const before = await newestTs(plain);
     await coll.updateOne({ _id: 2 }, { $unset: { b: "" }, $set: { a: 10, z: 26 } });
@@ -184,9 +186,13 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
       ]);
     });
 
+    /** The entry each case's update wrote, shared by its two checks. */
+    const logged = new Map<number, Buffer>();
+
     for (const [index, testCase] of cases.entries()) {
-      it(`${testCase.source.test}: ${testCase.update}`, async () => {
-        const coll = plain.db("oplogformat").collection(`case${index}`);
+      const title = `${testCase.source.test}: ${testCase.update}`;
+      it(`${title} — same o and o2 as the server (numbers compared by value)`, async () => {
+        const coll = plain.db("oplogformat").collection<AnyDoc>(`case${index}`);
         const pre = deserialize(Buffer.from(testCase.preImageBson, "base64"), { promoteValues: false });
         await coll.insertOne(pre);
         const before = await newestTs(plain);
@@ -195,16 +201,23 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
         else await coll.updateOne({ _id: pre._id }, update);
         const [raw] = await oplogAfter(plain, before, { ns: coll.namespace });
         expect(raw, "an update entry").toBeDefined();
+        logged.set(index, raw);
         expect(decode(raw).op).toBe("u");
-        expect(decode(rawField(raw, "o")!)).toEqual(decode(Buffer.from(testCase.oBson, "base64")));
-        expect(rawField(raw, "o")!.toString("base64")).toBe(testCase.oBson);
+        const byValue = (bson: Buffer) => EJSON.stringify(deserialize(bson), { relaxed: true });
+        expect(byValue(rawField(raw, "o")!)).toBe(byValue(Buffer.from(testCase.oBson, "base64")));
         expect(rawField(raw, "o2")!.equals(bytes({ _id: pre._id }))).toBe(true);
+      });
+      it(`${title} — byte-equal o, BSON number types included`, () => {
+        const raw = logged.get(index);
+        expect(raw, "the update entry of the previous check").toBeDefined();
+        expect(decode(rawField(raw!, "o")!)).toEqual(decode(Buffer.from(testCase.oBson, "base64")));
+        expect(rawField(raw!, "o")!.toString("base64")).toBe(testCase.oBson);
       });
     }
   });
 
   it("replacement: the whole new document, no $v, o2 {_id}", async () => {
-    const coll = plain.db("kinds").collection("replacements");
+    const coll = plain.db("kinds").collection<AnyDoc>("replacements");
     await coll.insertOne({ _id: "r1", a: 1 });
     const before = await newestTs(plain);
     await coll.replaceOne({ _id: "r1" }, { b: new Int32(2), c: [Long.fromNumber(3)] });
@@ -213,13 +226,15 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
     const real = realEntry("replacement");
     expect(fieldsOf(entry)).toEqual(fieldsOf(real));
     expect(entry.op).toBe("u");
-    expect(rawField(raw, "o")!.equals(bytes({ _id: "r1", b: new Int32(2), c: [Long.fromNumber(3)] }))).toBe(true);
+    expect(rawField(raw, "o")!.equals(bytes({ _id: "r1", b: new Int32(2), c: [Long.fromNumber(3)] }))).toBe(
+      true,
+    );
     expect(rawField(raw, "o2")!.equals(bytes({ _id: "r1" }))).toBe(true);
     expect(entry.o.$v).toBeUndefined();
   });
 
   it("delete: o is {_id} with the _id's type, no o2", async () => {
-    const coll = plain.db("kinds").collection("deletes");
+    const coll = plain.db("kinds").collection<AnyDoc>("deletes");
     await coll.insertOne({ _id: new Double(1.5), a: 1 });
     const before = await newestTs(plain);
     await coll.deleteOne({ a: 1 });
@@ -233,7 +248,7 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
   describe("commands on <db>.$cmd", () => {
     it("implicit create: {create, idIndex} with the new collection's UUID", async () => {
       const before = await newestTs(plain);
-      await plain.db("ddl").collection("implicit").insertOne({ x: 1 });
+      await plain.db("ddl").collection<AnyDoc>("implicit").insertOne({ x: 1 });
       const [create, insert] = await entriesAfter(plain, before);
       const real = realEntry("implicit create");
       expect(fieldsOf(create)).toEqual(fieldsOf(real));
@@ -272,12 +287,17 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
         "idIndex.key._id:Int32",
         "idIndex.name:String",
       ]);
-      expect(entry.o).toMatchObject({ create: "capped", capped: true, size: new Int32(4096), max: new Int32(10) });
+      expect(entry.o).toMatchObject({
+        create: "capped",
+        capped: true,
+        size: new Int32(4096),
+        max: new Int32(10),
+      });
     });
 
     it("views are documents of <db>.system.views: create, collMod and drop are CRUD on it", async () => {
       const db = plain.db("views");
-      await db.collection("base").insertOne({ x: 1 });
+      await db.collection<AnyDoc>("base").insertOne({ x: 1 });
       const before = await newestTs(plain);
       await db.createCollection("v1", { viewOn: "base", pipeline: [{ $match: { x: 1 } }] });
       await db.createCollection("v2", { viewOn: "base", pipeline: [] });
@@ -291,22 +311,30 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
       expect(created.some((e) => e.op === "c" && e.o.viewOn !== undefined)).toBe(false);
       const insert = created[1];
       expect(fieldsOf(insert)).toEqual(withO2AfterO(fieldsOf(realEntry("insert"))));
-      expect(insert.o).toEqual({ _id: "views.v1", viewOn: "base", pipeline: [{ $match: { x: new Int32(1) } }] });
+      expect(insert.o).toEqual({
+        _id: "views.v1",
+        viewOn: "base",
+        pipeline: [{ $match: { x: new Int32(1) } }],
+      });
       expect(insert.o2).toEqual({ _id: "views.v1" });
       expect(sameUuid(insert.ui, await uuidOf(plain, "views", "system.views"))).toBe(true);
-      expect(await db.collection("v1").countDocuments()).toBe(1);
+      expect(await db.collection<AnyDoc>("v1").countDocuments()).toBe(1);
 
       const beforeMod = await newestTs(plain);
       await db.command({ collMod: "v1", viewOn: "base", pipeline: [{ $match: { x: 2 } }] });
-      await db.collection("v2").drop();
+      await db.collection<AnyDoc>("v2").drop();
       const [modified, dropped] = await entriesAfter(plain, beforeMod);
       expect(modified).toMatchObject({ op: "u", ns: "views.system.views", o2: { _id: "views.v1" } });
-      expect(modified.o).toEqual({ _id: "views.v1", viewOn: "base", pipeline: [{ $match: { x: new Int32(2) } }] });
+      expect(modified.o).toEqual({
+        _id: "views.v1",
+        viewOn: "base",
+        pipeline: [{ $match: { x: new Int32(2) } }],
+      });
       expect(dropped).toMatchObject({ op: "d", ns: "views.system.views", o: { _id: "views.v2" } });
     });
 
     it("drop: {drop} with o2 {numRecords} and the dropped collection's UUID", async () => {
-      const coll = plain.db("ddl").collection("todrop");
+      const coll = plain.db("ddl").collection<AnyDoc>("todrop");
       await coll.insertMany([{ a: 1 }, { a: 2 }, { a: 3 }]);
       const uuid = await uuidOf(plain, "ddl", "todrop");
       const before = await newestTs(plain);
@@ -322,17 +350,17 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
 
     it("dropDatabase: a drop per collection, then {dropDatabase: 1} without ui", async () => {
       const db = plain.db("gone");
-      await db.collection("a").insertOne({ x: 1 });
-      await db.collection("b").insertMany([{ x: 1 }, { x: 2 }]);
+      await db.collection<AnyDoc>("a").insertOne({ x: 1 });
+      await db.collection<AnyDoc>("b").insertMany([{ x: 1 }, { x: 2 }]);
       const before = await newestTs(plain);
       await db.dropDatabase();
       const entries = await entriesAfter(plain, before);
-      expect(entries.map((e) => e.o)).toEqual([
-        { drop: "a" },
-        { drop: "b" },
-        { dropDatabase: new Int32(1) },
+      expect(entries.map((e) => e.o)).toEqual([{ drop: "a" }, { drop: "b" }, { dropDatabase: new Int32(1) }]);
+      expect(entries.map((e) => e.o2)).toEqual([
+        { numRecords: new Int32(1) },
+        { numRecords: new Int32(2) },
+        undefined,
       ]);
-      expect(entries.map((e) => e.o2)).toEqual([{ numRecords: new Int32(1) }, { numRecords: new Int32(2) }, undefined]);
       const last = entries[2];
       // The real dropDatabase entry (mongo-tools) has the same fields; its 4.4 order puts wall before v.
       expect(shapeOf(last.o)).toEqual(shapeOf(realEntry("dropDatabase").o));
@@ -342,12 +370,12 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
 
     it("renameCollection within a database: one entry; dropTarget names the dropped UUID, o2 counts it", async () => {
       const db = plain.db("ren");
-      await db.collection("src").insertMany([{ a: 1 }, { a: 2 }]);
-      await db.collection("victim").insertMany([{ v: 1 }, { v: 2 }, { v: 3 }]);
+      await db.collection<AnyDoc>("src").insertMany([{ a: 1 }, { a: 2 }]);
+      await db.collection<AnyDoc>("victim").insertMany([{ v: 1 }, { v: 2 }, { v: 3 }]);
       const srcUuid = await uuidOf(plain, "ren", "src");
       const victimUuid = await uuidOf(plain, "ren", "victim");
       let before = await newestTs(plain);
-      await db.collection("src").rename("dst");
+      await db.collection<AnyDoc>("src").rename("dst");
       let [entry] = await entriesAfter(plain, before);
       expect(fieldsOf(entry)).toEqual(["op:String", "ns:String", "ui:Binary(4)", "o:Object", ...COMMON_TAIL]);
       expect(entry.ns).toBe("ren.$cmd");
@@ -356,7 +384,7 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
       expect(sameUuid(await uuidOf(plain, "ren", "dst"), srcUuid)).toBe(true);
 
       before = await newestTs(plain);
-      await db.collection("dst").rename("victim", { dropTarget: true });
+      await db.collection<AnyDoc>("dst").rename("victim", { dropTarget: true });
       [entry] = await entriesAfter(plain, before);
       expect(shapeOf(entry.o)).toEqual([
         "renameCollection:String",
@@ -366,15 +394,18 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
       ]);
       expect(sameUuid(entry.o.dropTarget, victimUuid)).toBe(true);
       expect(entry.o2).toEqual({ numRecords: new Int32(3) });
-      expect(await db.collection("victim").countDocuments()).toBe(2);
+      expect(await db.collection<AnyDoc>("victim").countDocuments()).toBe(2);
     });
 
     it("renameCollection across databases: copy through tmpXXXXX.renameCollection, rename, drop the source", async () => {
       const from = plain.db("rfrom");
       await from.createCollection("data", { validator: { a: { $exists: true } } });
-      await from.collection("data").createIndex({ a: 1 }, { name: "a_1" });
-      await from.collection("data").insertMany([{ _id: 1, a: 1 }, { _id: 2, a: 2 }]);
-      await plain.db("rto").collection("target").insertOne({ old: true });
+      await from.collection<AnyDoc>("data").createIndex({ a: 1 }, { name: "a_1" });
+      await from.collection<AnyDoc>("data").insertMany([
+        { _id: 1, a: 1 },
+        { _id: 2, a: 2 },
+      ]);
+      await plain.db("rto").collection<AnyDoc>("target").insertOne({ old: true });
       const sourceUuid = await uuidOf(plain, "rfrom", "data");
       const targetUuid = await uuidOf(plain, "rto", "target");
       const before = await newestTs(plain);
@@ -408,23 +439,33 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
       expect(drop.o2).toEqual({ numRecords: new Int32(2) });
       expect(sameUuid(drop.ui, sourceUuid)).toBe(true);
       expect(sameUuid(await uuidOf(plain, "rto", "target"), create.ui)).toBe(true);
-      expect(await plain.db("rto").collection("target").countDocuments()).toBe(2);
-      expect((await plain.db("rto").collection("target").listIndexes().toArray()).map((i) => i.name)).toEqual([
-        "_id_",
-        "a_1",
-      ]);
+      expect(await plain.db("rto").collection<AnyDoc>("target").countDocuments()).toBe(2);
+      expect(
+        (await plain.db("rto").collection<AnyDoc>("target").listIndexes().toArray()).map((i) => i.name),
+      ).toEqual(["_id_", "a_1"]);
     });
 
     it("createIndexes: one entry per index on an empty collection, like the real one", async () => {
-      const coll = plain.db("idx").collection("empty");
       await plain.db("idx").createCollection("empty");
       const before = await newestTs(plain);
-      await coll.createIndexes([{ key: { f: new Double(1) }, name: "f_1" }, { key: { g: -1 }, name: "g_-1", unique: true }]);
+      // Through the command, so the key keeps the double 1.0 of the real (shell-made) entry.
+      await plain.db("idx").command({
+        createIndexes: "empty",
+        indexes: [
+          { key: { f: new Double(1) }, name: "f_1" },
+          { key: { g: -1 }, name: "g_-1", unique: true },
+        ],
+      });
       const entries = await entriesAfter(plain, before);
       const real = realEntry("createIndexes");
       expect(entries).toHaveLength(2);
       expect(shapeOf(entries[0].o)).toEqual(shapeOf(real.o));
-      expect(entries[0].o).toEqual({ createIndexes: "empty", v: new Int32(2), key: { f: new Double(1) }, name: "f_1" });
+      expect(entries[0].o).toEqual({
+        createIndexes: "empty",
+        v: new Int32(2),
+        key: { f: new Double(1) },
+        name: "f_1",
+      });
       expect(entries[1].o).toEqual({
         createIndexes: "empty",
         v: new Int32(2),
@@ -432,15 +473,23 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
         name: "g_-1",
         unique: true,
       });
-      expect(fieldsOf(entries[0])).toEqual(["op:String", "ns:String", "ui:Binary(4)", "o:Object", ...COMMON_TAIL]);
+      expect(fieldsOf(entries[0])).toEqual([
+        "op:String",
+        "ns:String",
+        "ui:Binary(4)",
+        "o:Object",
+        ...COMMON_TAIL,
+      ]);
     });
 
     it("createIndexes on a non-empty collection: a two-phase build, startIndexBuild then commitIndexBuild", async () => {
-      const coll = plain.db("idx").collection("full");
+      const coll = plain.db("idx").collection<AnyDoc>("full");
       await coll.insertMany([{ f: 1 }, { f: 2 }]);
       const uuid = await uuidOf(plain, "idx", "full");
       const before = await newestTs(plain);
-      await coll.createIndex({ f: new Double(1) }, { name: "f_1" });
+      await plain
+        .db("idx")
+        .command({ createIndexes: "full", indexes: [{ key: { f: new Double(1) }, name: "f_1" }] });
       const [start, commit, ...rest] = await entriesAfter(plain, before);
       expect(rest).toEqual([]);
       expect(shapeOf(start.o)).toEqual(shapeOf(realEntry("startIndexBuild").o));
@@ -453,10 +502,13 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
     });
 
     it("collMod of a TTL index and dropIndexes: o, and o2 = old options / the dropped spec", async () => {
-      const coll = plain.db("idx").collection("ttl");
+      const coll = plain.db("idx").collection<AnyDoc>("ttl");
       await plain.db("idx").createCollection("ttl");
       const uuid = await uuidOf(plain, "idx", "ttl");
-      await coll.createIndex({ f: new Double(1) }, { name: "f_1", expireAfterSeconds: new Double(1000) });
+      await plain.db("idx").command({
+        createIndexes: "ttl",
+        indexes: [{ key: { f: new Double(1) }, name: "f_1", expireAfterSeconds: new Double(1000) }],
+      });
       const [created] = await oplogAfter(plain, undefined, { "o.createIndexes": "ttl" });
       const realCreate = realEntry("createIndexes with expireAfterSeconds");
       expect(rawField(created, "o")!.equals(bytes({ ...realCreate.o, createIndexes: "ttl" }))).toBe(true);
@@ -465,7 +517,10 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
       const [mod] = await entriesAfter(plain, before);
       const real = realEntry("collMod index expireAfterSeconds");
       expect(shapeOf(mod.o)).toEqual(shapeOf(real.o));
-      expect(mod.o).toEqual({ collMod: "ttl", index: { name: "f_1", expireAfterSeconds: Long.fromNumber(3600) } });
+      expect(mod.o).toEqual({
+        collMod: "ttl",
+        index: { name: "f_1", expireAfterSeconds: Long.fromNumber(3600) },
+      });
       // 7.0's onCollMod: {collectionOptions_old: <old options with uuid>, indexOptions_old: {...}}
       expect(shapeOf(mod.o2)).toEqual([
         "collectionOptions_old:Object",
@@ -482,14 +537,23 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
       expect(hidden.o).toEqual({ collMod: "ttl", index: { name: "f_1", hidden: true } });
       expect(hidden.o2.indexOptions_old).toEqual({ hidden: false });
       const realUnique = realEntry("collMod index prepareUnique");
-      expect(shapeOf(hidden.o2).map((s) => s.replace("hidden", "prepareUnique"))).toEqual(shapeOf(realUnique.o2));
+      expect(shapeOf(hidden.o2).map((s) => s.replace("hidden", "prepareUnique"))).toEqual(
+        shapeOf(realUnique.o2),
+      );
 
       const spec = (await coll.listIndexes().toArray()).find((i) => i.name === "f_1");
       before = await newestTs(plain);
       await coll.dropIndex("f_1");
       const [drop] = await entriesAfter(plain, before);
       const realDrop = realEntry("dropIndexes");
-      expect(fieldsOf(drop)).toEqual(["op:String", "ns:String", "ui:Binary(4)", "o:Object", "o2:Object", ...COMMON_TAIL]);
+      expect(fieldsOf(drop)).toEqual([
+        "op:String",
+        "ns:String",
+        "ui:Binary(4)",
+        "o:Object",
+        "o2:Object",
+        ...COMMON_TAIL,
+      ]);
       expect(shapeOf(drop.o)).toEqual(shapeOf(realDrop.o));
       expect(drop.o).toEqual({ dropIndexes: "ttl", index: "f_1" });
       expect(drop.o2).toEqual({
@@ -518,7 +582,7 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
 
   describe("retryable writes (the driver's default against a replica set)", () => {
     it("stamp lsid {id, uid}, txnNumber, stmtId and a prevOpTime chain, in the recent server's order", async () => {
-      const coll = fx.client.db("retry").collection("c");
+      const coll = fx.client.db("retry").collection<AnyDoc>("c");
       await coll.insertOne({ _id: 0 });
       const before = await newestTs(fx.client);
       await coll.insertMany([
@@ -545,7 +609,7 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
     });
 
     it("a new command takes the next txnNumber and starts a new chain; stmtId is the statement's index", async () => {
-      const coll = fx.client.db("retry").collection("c");
+      const coll = fx.client.db("retry").collection<AnyDoc>("c");
       const before = await newestTs(fx.client);
       await coll.updateOne({ _id: 1 }, { $set: { a: 10 } });
       // One update command with two statements; the first matches nothing, so the entry is stmtId 1.
@@ -578,7 +642,7 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
 
     it("the implicit create of a retryable insert carries no session fields", async () => {
       const before = await newestTs(fx.client);
-      await fx.client.db("retry").collection("fresh").insertOne({ x: 1 });
+      await fx.client.db("retry").collection<AnyDoc>("fresh").insertOne({ x: 1 });
       const [create, insert] = await entriesAfter(fx.client, before);
       expect(create.op).toBe("c");
       expect(create.lsid).toBeUndefined();
@@ -636,7 +700,7 @@ describe("oplog rollover (oplogSizeMb: 1)", () => {
 
   const MAX = 1024 * 1024;
   async function writeMegabytes(mb: number, tag: string): Promise<void> {
-    const coll = fx.client.db("roll").collection("big");
+    const coll = fx.client.db("roll").collection<AnyDoc>("big");
     const filler = "x".repeat(4000);
     const batches = Math.ceil((mb * MAX) / (4000 * 50));
     for (let b = 0; b < batches; b++) {
@@ -645,13 +709,15 @@ describe("oplog rollover (oplogSizeMb: 1)", () => {
   }
 
   it("drops the oldest entries, stays within its size and keeps ts increasing", async () => {
-    await fx.client.db("roll").collection("big").insertOne({ first: true });
+    await fx.client.db("roll").collection<AnyDoc>("big").insertOne({ first: true });
     const [first] = (await oplogAfter(fx.client)).map(decode);
     await writeMegabytes(1.5, "a");
     const raws = await oplogAfter(fx.client);
     const entries = raws.map(decode);
     expect(entries[0].ts.greaterThan(first.ts)).toBe(true);
-    expect(await fx.client.db("local").collection("oplog.rs").countDocuments({ ts: first.ts })).toBe(0);
+    expect(await fx.client.db("local").collection<AnyDoc>("oplog.rs").countDocuments({ ts: first.ts })).toBe(
+      0,
+    );
     const total = raws.reduce((sum, raw) => sum + raw.length, 0);
     expect(total).toBeLessThanOrEqual(MAX);
     expect(total).toBeGreaterThan(MAX * 0.9);
@@ -664,7 +730,7 @@ describe("oplog rollover (oplogSizeMb: 1)", () => {
   it("a tailable cursor whose position was deleted fails with CappedPositionLost (136)", async () => {
     const cursor = fx.client
       .db("local")
-      .collection("oplog.rs")
+      .collection<AnyDoc>("oplog.rs")
       .find({}, { tailable: true, awaitData: true, batchSize: 2 });
     await cursor.next();
     await cursor.next(); // the first batch is consumed; the cursor sits on its second entry
@@ -682,18 +748,21 @@ describe("tailing local.oplog.rs with a tailable awaitData cursor", () => {
   afterAll(async () => fx?.close());
 
   it("receives an entry within a second of a write made on another client", async () => {
-    await fx.client.db("tail").collection("c").insertOne({ warm: true });
+    await fx.client.db("tail").collection<AnyDoc>("c").insertOne({ warm: true });
     const start = await newestTs(fx.client);
     const cursor = fx.client
       .db("local")
-      .collection("oplog.rs")
-      .find({ ts: { $gt: start }, op: { $ne: "n" } }, { tailable: true, awaitData: true, maxAwaitTimeMS: 5000 });
+      .collection<AnyDoc>("oplog.rs")
+      .find(
+        { ts: { $gt: start }, op: { $ne: "n" } },
+        { tailable: true, awaitData: true, maxAwaitTimeMS: 5000 },
+      );
     const received = cursor.next();
     await new Promise((resolve) => setTimeout(resolve, 200));
     const writer = new MongoClient(fx.emulator.uri);
     try {
       await writer.connect();
-      await writer.db("tail").collection("c").insertOne({ _id: "live", n: 1 });
+      await writer.db("tail").collection<AnyDoc>("c").insertOne({ _id: "live", n: 1 });
       const written = Date.now();
       const entry = await received;
       expect(Date.now() - written).toBeLessThan(1000);

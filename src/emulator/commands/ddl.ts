@@ -1,5 +1,5 @@
 import { randomInt } from "node:crypto";
-import { Long, serialize, UUID, type Document } from "bson";
+import { deserialize, Long, serialize, UUID, type Document } from "bson";
 import { RawDocument } from "../../bson/rawDocument.js";
 import { CommandError, ErrorCode, namespaceNotFound } from "../errors.js";
 import { compileFilter } from "../query/matcher.js";
@@ -150,7 +150,11 @@ function systemViews(ctx: CommandContext, writer: Writer): Collection {
 
 /** A view's document in system.views: `{_id: "<db>.<view>", viewOn, pipeline, collation?}`. */
 function viewDefinition(view: View): Buffer {
-  const definition: Document = { _id: `${view.db}.${view.name}`, viewOn: view.viewOn, pipeline: view.pipeline };
+  const definition: Document = {
+    _id: `${view.db}.${view.name}`,
+    viewOn: view.viewOn,
+    pipeline: view.pipeline,
+  };
   if (view.options.collation !== undefined) definition.collation = view.options.collation;
   return Buffer.from(serialize(definition));
 }
@@ -350,7 +354,10 @@ function createIndexes(ctx: CommandContext): Document {
   // runs a two-phase build, logged as startIndexBuild and commitIndexBuild over all the new specs.
   const empty = collection.count === 0;
   const built: IndexSpec[] = [];
-  for (const raw of specs) {
+  // The specs with their BSON number types ({f: 1.0} stays a double), as mongod stores and logs them.
+  const typedSpecs = deserialize(ctx.rawBody, { promoteValues: false }).indexes as Document[] | undefined;
+  for (const [position, raw] of specs.entries()) {
+    const typed = typedSpecs?.[position] ?? raw;
     if (!raw.key || typeof raw.key !== "object" || Object.keys(raw.key).length === 0) {
       throw new CommandError(ErrorCode.CannotCreateIndex, "Index spec must have a non-empty 'key' document");
     }
@@ -359,9 +366,9 @@ function createIndexes(ctx: CommandContext): Document {
     }
     const spec: IndexSpec = {
       v: 2,
-      key: raw.key as Document,
+      key: typed.key as Document,
       name: raw.name,
-      ...omit(raw, ["v", "key", "name", "ns"]),
+      ...omit(typed, ["v", "key", "name", "ns"]),
     };
     const sameName = collection.indexes.find(spec.name);
     const sameKey = collection.indexes.findByKey(spec.key);
@@ -384,11 +391,8 @@ function createIndexes(ctx: CommandContext): Document {
     collection.addIndex(spec);
     built.push(spec);
     if (empty) {
-      writer.command(
-        ctx.db,
-        { createIndexes: ctx.collectionName, ...spec },
-        { ui: collection.uuid },
-        () => collection.indexes.remove(spec.name),
+      writer.command(ctx.db, { createIndexes: ctx.collectionName, ...spec }, { ui: collection.uuid }, () =>
+        collection.indexes.remove(spec.name),
       );
     }
   }

@@ -32,11 +32,8 @@ export function createCollection(
   assertValidNamespace(db, name);
   const collection = deployment.catalog.createCollection(db, name, { options });
   if (db !== "local") {
-    writer.command(
-      db,
-      { create: name, ...options, idIndex: { ...ID_INDEX } },
-      { ui: collection.uuid },
-      () => deployment.catalog.remove(db, name),
+    writer.command(db, { create: name, ...options, idIndex: { ...ID_INDEX } }, { ui: collection.uuid }, () =>
+      deployment.catalog.remove(db, name),
     );
   }
   return collection;

@@ -25,7 +25,9 @@ export function sessionKeyOf(lsid: Document): string {
  */
 export function logicalSessionId(lsid: Document, user: string | undefined): Document {
   if (lsid.uid !== undefined) return { id: lsid.id, uid: lsid.uid };
-  return { id: lsid.id, uid: new Binary(createHash("sha256").update(user ?? "").digest()) };
+  const digest = createHash("sha256");
+  digest.update(user ?? "");
+  return { id: lsid.id, uid: new Binary(digest.digest()) };
 }
 
 /** Reads lsid / txnNumber / startTransaction / autocommit the way mongod does. */
