@@ -76,6 +76,8 @@ interface UpdateStatement {
   multi?: boolean;
   arrayFilters?: Document[];
   sort?: Document;
+  /** `u` deserialized without promoting numbers, so stored values keep their BSON types. */
+  exactU?: Document | Document[];
 }
 
 export interface UpdateOutcome {
@@ -95,7 +97,7 @@ export function runUpdateStatement(
   writer: Writer,
   bypassValidation = false,
 ): UpdateOutcome {
-  const { q, u, multi, upsert, arrayFilters, sort } = statement;
+  const { q, u, multi, upsert, arrayFilters, sort, exactU } = statement;
   if (multi && !isModifierUpdate(u) && !Array.isArray(u)) {
     throw new CommandError(
       ErrorCode.InvalidOptions,
@@ -110,7 +112,7 @@ export function runUpdateStatement(
     const replacement = replacementRaw ? deserialize(replacementRaw, { promoteValues: false }) : undefined;
     const updated: UpdatedDocument | undefined = replacement
       ? applyReplacement(pre, replacement)
-      : applyUpdate(pre, u, arrayFilters);
+      : applyUpdate(pre, u, arrayFilters, false, exactU);
     outcome.after ??= updated?.raw ?? pre;
     if (!updated) continue;
     validate(collection, updated.raw, bypassValidation);
@@ -118,7 +120,7 @@ export function runUpdateStatement(
     outcome.modified++;
   }
   if (outcome.matched === 0 && upsert) {
-    const raw = upsertDocument(q, u, replacementRaw, arrayFilters);
+    const raw = upsertDocument(q, u, replacementRaw, arrayFilters, exactU);
     validate(collection, raw, bypassValidation);
     writer.insert(collection, raw);
     outcome.upsertedId = deserialize(raw, { promoteValues: false })._id;
@@ -140,6 +142,7 @@ function update(ctx: CommandContext): Document {
   for (const [index, raw] of statementsRaw.entries()) {
     try {
       const statement = deserialize(raw) as UpdateStatement;
+      statement.exactU = deserialize(raw, { promoteValues: false }).u as Document | Document[];
       if (statement.u === undefined || statement.q === undefined) {
         throw new CommandError(ErrorCode.FailedToParse, "update statement must have 'q' and 'u'");
       }
@@ -225,6 +228,7 @@ function findAndModify(ctx: CommandContext): Document {
     {
       q: query,
       u,
+      exactU: deserialize(ctx.rawBody, { promoteValues: false }).update as Document | Document[],
       upsert: command.upsert === true,
       sort,
       arrayFilters: command.arrayFilters as Document[] | undefined,

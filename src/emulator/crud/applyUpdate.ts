@@ -6,6 +6,7 @@ import { applyDiff } from "../../oplog/diff/apply.js";
 import { computeDiff, updateOplogObject } from "../../oplog/diff/compute.js";
 import { CommandError, ErrorCode } from "../errors.js";
 import { withIdFirst } from "./documentId.js";
+import { restoreArithmeticTypes, withExactOperands } from "./exactOperands.js";
 
 export interface UpdatedDocument {
   raw: Buffer;
@@ -63,9 +64,18 @@ export function applyUpdate(
   update: Document | Document[],
   arrayFilters?: Document[],
   inserting = false,
+  /** The update deserialized without promoting numbers, to keep the BSON types it stores. */
+  exactUpdate?: Document | Document[],
 ): UpdatedDocument | undefined {
   const pre = deserialize(preRaw);
-  const post = runUpdate(deserialize(preRaw), update, arrayFilters, inserting);
+  const modifier =
+    exactUpdate && !Array.isArray(update) && !Array.isArray(exactUpdate)
+      ? withExactOperands(update, exactUpdate)
+      : update;
+  const post = runUpdate(deserialize(preRaw), modifier, arrayFilters, inserting);
+  if (exactUpdate && !Array.isArray(exactUpdate)) {
+    restoreArithmeticTypes(post, deserialize(preRaw, { promoteValues: false }), exactUpdate);
+  }
   assertSameId(pre, post);
   // Modifier updates always log a $v:2 diff, whatever its size; pipeline updates log a
   // replacement when the diff would not be smaller (as the server's diff calculator decides).

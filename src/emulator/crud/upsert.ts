@@ -2,6 +2,7 @@ import { deserialize, ObjectId, serialize, type Document } from "bson";
 import { Aggregator, update as mingoUpdate } from "mingo";
 import { withIdFirst } from "./documentId.js";
 import { isModifierUpdate } from "./applyUpdate.js";
+import { withExactOperands } from "./exactOperands.js";
 
 function isOperatorObject(value: unknown): boolean {
   return (
@@ -44,6 +45,7 @@ export function upsertDocument(
   update: Document | Document[],
   replacementRaw: Buffer | undefined,
   arrayFilters?: Document[],
+  exactUpdate?: Document | Document[],
 ): Buffer {
   const seed = seedFromFilter(filter);
   if (replacementRaw) {
@@ -56,7 +58,9 @@ export function upsertDocument(
   if (Array.isArray(update)) {
     [doc] = new Aggregator(update).run([seed]) as Document[];
   } else if (isModifierUpdate(update)) {
-    const { $setOnInsert, ...rest } = update;
+    const typed =
+      exactUpdate && !Array.isArray(exactUpdate) ? withExactOperands(update, exactUpdate) : update;
+    const { $setOnInsert, ...rest } = typed;
     const modifier = {
       ...rest,
       $set: { ...(rest.$set as Document | undefined), ...($setOnInsert as Document | undefined) },
