@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { CliError } from "./apiClient.js";
+import { backupCommand, deploymentsCommand } from "./deployments.js";
 import { emulatorCommand } from "./emulator.js";
+import { serverCommand } from "./server.js";
 
 const program = new Command()
   .name("tidemark")
@@ -8,9 +11,14 @@ const program = new Command()
   .version("0.1.0")
   .showHelpAfterError();
 
+program.addCommand(serverCommand());
+program.addCommand(deploymentsCommand());
+program.addCommand(backupCommand());
 program.addCommand(emulatorCommand());
 
 program.parseAsync(process.argv).catch((error: unknown) => {
-  process.stderr.write(`tidemark: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`tidemark: ${message}\n`);
+  if (error instanceof CliError && error.hint) process.stderr.write(`hint: ${error.hint}\n`);
+  process.exit(error instanceof CliError ? error.exitCode : 1);
 });

@@ -1,0 +1,28 @@
+import { openCatalog, type CatalogDatabase } from "./catalog.js";
+import { DeploymentRepository } from "./deployments.js";
+import { MissingRequestRepository } from "./missing.js";
+import { CloneProgressRepository } from "./progress.js";
+import { SliceRepository } from "./slices.js";
+
+/** The catalog and its repositories, opened together. */
+export class Catalog {
+  readonly deployments: DeploymentRepository;
+  readonly slices: SliceRepository;
+  readonly cloneProgress: CloneProgressRepository;
+  readonly missing: MissingRequestRepository;
+
+  constructor(readonly db: CatalogDatabase) {
+    this.deployments = new DeploymentRepository(db);
+    this.slices = new SliceRepository(db);
+    this.cloneProgress = new CloneProgressRepository(db);
+    this.missing = new MissingRequestRepository(db);
+  }
+
+  static open(path: string): Catalog {
+    return new Catalog(openCatalog(path));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

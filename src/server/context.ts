@@ -1,0 +1,11 @@
+import type { Catalog } from "../catalog/index.js";
+import type { OplogStore } from "../oplogstore/oplogStore.js";
+import type { ServerConfig } from "./options.js";
+
+/** What every route handler works with. */
+export interface ServerContext {
+  catalog: Catalog;
+  store: OplogStore;
+  config: ServerConfig;
+  log: (line: string) => void;
+}

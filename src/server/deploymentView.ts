@@ -1,0 +1,103 @@
+import type { Catalog } from "../catalog/index.js";
+import { PHASES, type DeploymentRecord, type Phase } from "../catalog/deployments.js";
+import type { JobState, OpTimeJson } from "../protocol/agentProtocol.js";
+import { OPLOG_STREAM } from "../protocol/agentProtocol.js";
+
+export interface PhaseView {
+  name: Phase;
+  status: "pending" | "running" | "done";
+  done: number;
+  total: number | null;
+  unit: string;
+}
+
+/** A deployment as the API, the CLI (--json) and the Backup page show it. */
+export interface DeploymentView {
+  id: string;
+  name: string;
+  state: JobState;
+  phase: Phase | null;
+  phases: PhaseView[];
+  generation: number;
+  createdAt: string;
+  agent: {
+    lastSeen: string | null;
+    hostname: string | null;
+    version: string | null;
+    activity: string | null;
+  };
+  initialSync: { t0: OpTimeJson | null; cloneCompleteAt: OpTimeJson | null };
+  oplog: { lastTs: OpTimeJson | null };
+  head: { appliedTs: OpTimeJson | null; lagSeconds: number | null };
+  slices: {
+    documents: { count: number; bytes: number; documents: number };
+    oplog: { count: number; bytes: number; entries: number };
+    catalog: { count: number; bytes: number };
+    missing: { count: number; bytes: number };
+  };
+  resyncReason: string | null;
+}
+
+function phaseStatus(record: DeploymentRecord, phase: Phase): PhaseView["status"] {
+  if (record.state === "active" || record.phase === "complete") return "done";
+  if (record.phase === null) return "pending";
+  const current = PHASES.indexOf(record.phase);
+  const index = PHASES.indexOf(phase);
+  if (index < current) return "done";
+  if (index > current) return "pending";
+  return "running";
+}
+
+export function deploymentView(record: DeploymentRecord, catalog: Catalog): DeploymentView {
+  const totals = catalog.slices.totals(record.id, record.generation);
+  const oplogHead = catalog.slices
+    .streamHeads(record.id, record.generation)
+    .find((head) => head.stream === OPLOG_STREAM);
+  const transferred = totals.documents.uncompressedBytes;
+  const phases: PhaseView[] = PHASES.map((name) => ({
+    name,
+    status: phaseStatus(record, name),
+    done: 0,
+    total: null,
+    unit: "steps",
+  }));
+  const starting = phases[0];
+  starting.done = record.t0 ? 1 : 0;
+  starting.total = 1;
+  const transferring = phases[1];
+  transferring.unit = "bytes";
+  transferring.done = transferred;
+  transferring.total = record.estimate ? Math.max(record.estimate.bytes, transferred) : null;
+  // The clone can end before the daemon takes over the phase; it is done all the same.
+  if (record.cloneCompleteAt && transferring.status === "running") transferring.status = "done";
+  const info = record.agentInfo ?? {};
+  return {
+    id: record.id,
+    name: record.name,
+    state: record.state,
+    phase: record.phase,
+    phases,
+    generation: record.generation,
+    createdAt: new Date(record.createdAt).toISOString(),
+    agent: {
+      lastSeen: record.agentLastSeen ? new Date(record.agentLastSeen).toISOString() : null,
+      hostname: typeof info.hostname === "string" ? info.hostname : null,
+      version: typeof info.agentVersion === "string" ? info.agentVersion : null,
+      activity: typeof info.activity === "string" ? info.activity : null,
+    },
+    initialSync: { t0: record.t0, cloneCompleteAt: record.cloneCompleteAt },
+    oplog: { lastTs: oplogHead?.lastTs ?? null },
+    head: { appliedTs: null, lagSeconds: null },
+    slices: {
+      documents: {
+        count: totals.documents.count,
+        bytes: totals.documents.bytes,
+        documents: totals.documents.documents,
+      },
+      oplog: { count: totals.oplog.count, bytes: totals.oplog.bytes, entries: totals.oplog.documents },
+      catalog: { count: totals.catalog.count, bytes: totals.catalog.bytes },
+      missing: { count: totals.missing.count, bytes: totals.missing.bytes },
+    },
+    resyncReason: record.resyncReason,
+  };
+}

@@ -1,0 +1,90 @@
+import { join, resolve } from "node:path";
+import Fastify, { type FastifyInstance } from "fastify";
+import { Catalog } from "../catalog/index.js";
+import { openOplogStore } from "../oplogstore/open.js";
+import { ensureAdminKey } from "./adminKey.js";
+import type { ServerContext } from "./context.js";
+import { HttpError } from "./errors.js";
+import { parseServerConfig, type ServerConfig, type ServerConfigInput } from "./options.js";
+import { registerAgentRoutes } from "./routes/agent.js";
+import { registerDeploymentRoutes } from "./routes/deployments.js";
+
+export interface StartServerOptions extends ServerConfigInput {
+  /** The admin key to set on first start (else TIDEMARK_ADMIN_KEY, else a generated one). */
+  adminKey?: string;
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  config: ServerConfig;
+  /** Set when this start generated the admin key: show it once, it is not stored in clear. */
+  generatedAdminKey?: string;
+  context: ServerContext;
+  stop(): Promise<void>;
+}
+
+function buildApp(ctx: ServerContext): FastifyInstance {
+  const app = Fastify({
+    // Slices are at most --slice-mb compressed, plus their header; allow some margin.
+    bodyLimit: Math.ceil(ctx.config.sliceMb * 1024 * 1024 * 1.25) + 1024 * 1024,
+    logger: false,
+  });
+  app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_request, body, done) =>
+    done(null, body),
+  );
+  app.setErrorHandler((error, request, reply) => {
+    if (error instanceof HttpError) return reply.code(error.status).send(error.toBody());
+    const {
+      statusCode: status,
+      message,
+      code,
+    } = error as { statusCode?: number; message?: string; code?: string };
+    if (status && status >= 400 && status < 500) {
+      return reply.code(status).send({ error: message ?? "bad request", code: code ?? "BAD_REQUEST" });
+    }
+    ctx.log(
+      `${request.method} ${request.url} failed: ${error instanceof Error ? error.stack : String(error)}`,
+    );
+    return reply.code(500).send({ error: "internal error; see the server log", code: "INTERNAL" });
+  });
+  app.get("/api/v1/health", async () => ({ ok: true }));
+  registerDeploymentRoutes(app, ctx);
+  registerAgentRoutes(app, ctx);
+  return app;
+}
+
+/** Starts `tidemark server`: the catalog and oplog store in the data directory, and the HTTP API. */
+export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
+  const { adminKey, log = (line: string) => process.stderr.write(`${line}\n`), ...input } = options;
+  const config = parseServerConfig(input);
+  const dataDir = resolve(config.dataDir);
+  const catalog = Catalog.open(join(dataDir, "catalog.sqlite"));
+  const { generated } = ensureAdminKey(catalog.db, adminKey ?? process.env.TIDEMARK_ADMIN_KEY);
+  const store = await openOplogStore(config.oplogStore ?? join(dataDir, "oplogstore"), {
+    dataDir,
+    maxBytes: config.oplogStoreMaxBytes,
+    s3: config.s3,
+  });
+  const ctx: ServerContext = { catalog, store, config, log };
+  const app = buildApp(ctx);
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  log(
+    `tidemark server listening on http://${config.host}:${port} (data ${dataDir}, oplog store ${store.location})`,
+  );
+  return {
+    url: `http://${config.host}:${port}`,
+    port,
+    config,
+    generatedAdminKey: generated,
+    context: ctx,
+    async stop() {
+      await app.close();
+      await store.close();
+      catalog.close();
+    },
+  };
+}
