@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { emulatorBench } from "./emulator.bench.js";
+import { sliceBench } from "./slice.bench.js";
 import type { Figure } from "./figures.js";
 
 /**
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
     }
   };
   add(await emulatorBench({ totalBytes }));
+  add(sliceBench({ totalBytes: Math.min(totalBytes, 256 * 1024 * 1024) }));
 
   const dir = fileURLToPath(new URL("../../bench/results/", import.meta.url));
   mkdirSync(dir, { recursive: true });
