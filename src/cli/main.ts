@@ -4,6 +4,7 @@ import { CliError } from "./apiClient.js";
 import { backupCommand, deploymentsCommand } from "./deployments.js";
 import { emulatorCommand } from "./emulator.js";
 import { serverCommand } from "./server.js";
+import { slicesCommand } from "./slices.js";
 
 const program = new Command()
   .name("tidemark")
@@ -14,6 +15,7 @@ const program = new Command()
 program.addCommand(serverCommand());
 program.addCommand(deploymentsCommand());
 program.addCommand(backupCommand());
+program.addCommand(slicesCommand());
 program.addCommand(emulatorCommand());
 
 program.parseAsync(process.argv).catch((error: unknown) => {
