@@ -125,7 +125,9 @@ export async function acceptSlice(
         "retry later; free space or raise the store's limit",
       );
     }
-    if (error instanceof OplogStoreError) throw new HttpError(503, "STORE_UNAVAILABLE", error.message);
+    if (error instanceof OplogStoreError && error.code === "INVALID_KEY") throw badRequest(error.message);
+    if (error instanceof OplogStoreError)
+      throw new HttpError(503, "STORE_UNAVAILABLE", error.message, error.hint);
     throw error;
   }
   catalog.slices.insert({

@@ -1,8 +1,7 @@
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { MongoClient } from "mongodb";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 
@@ -54,10 +53,10 @@ function firstLine(r: Run): Promise<string> {
   });
 }
 
-beforeAll(async () => {
-  await promisify(execFile)("npm", ["run", "build"], { cwd: root, timeout: 180_000 });
+beforeAll(() => {
+  // test/globalSetup.ts built dist/ for this run.
   expect(existsSync(cli)).toBe(true);
-}, 200_000);
+});
 
 afterEach(() => {
   for (const child of running.splice(0))

@@ -109,6 +109,6 @@ describe("tidemark slices inspect", () => {
   it("is a commander Command named slices", () => {
     const command: Command = slicesCommand();
     expect(command.name()).toBe("slices");
-    expect(command.commands.map((c) => c.name())).toEqual(["inspect"]);
+    expect(command.commands.map((c) => c.name())).toEqual(["inspect", "list"]);
   });
 });
