@@ -1,7 +1,6 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { startAgent } from "../agent/agent.js";
 import { ConfigurationError, EXIT_BAD_CONFIGURATION } from "../agent/errors.js";
-import { createLogger } from "../agent/logger.js";
 import { CODECS, isCodec, type Codec } from "../slice/codecs.js";
 
 function positiveNumber(value: string): number {
@@ -109,7 +108,6 @@ Examples:
       --source "mongodb://127.0.0.1:27017/?replicaSet=rs0" --slice-mb 4 --codec snappy --clone-parallelism 8`,
     )
     .action(async (opts: AgentCliOptions) => {
-      const log = createLogger({ level: opts.verbose ? "debug" : "info" });
       const agent = startAgent({
         serverUrl: opts.server,
         agentKey: opts.key,
@@ -125,7 +123,7 @@ Examples:
         codec: opts.codec,
         cloneParallelism: opts.cloneParallelism,
         oplogFlushSeconds: opts.oplogFlushSeconds,
-        log,
+        logLevel: opts.verbose ? "debug" : "info",
       });
       const stop = () => void agent.stop();
       process.once("SIGINT", stop);

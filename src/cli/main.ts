@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { CliError } from "./apiClient.js";
+import { agentCommand } from "./agent.js";
 import { backupCommand, deploymentsCommand } from "./deployments.js";
+import { demoCommand } from "./demo.js";
 import { emulatorCommand } from "./emulator.js";
 import { serverCommand } from "./server.js";
 import { slicesCommand } from "./slices.js";
@@ -12,7 +14,9 @@ const program = new Command()
   .version("0.1.0")
   .showHelpAfterError();
 
+program.addCommand(demoCommand());
 program.addCommand(serverCommand());
+program.addCommand(agentCommand());
 program.addCommand(deploymentsCommand());
 program.addCommand(backupCommand());
 program.addCommand(slicesCommand());
