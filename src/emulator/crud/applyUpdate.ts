@@ -1,12 +1,12 @@
-import { deserialize, Int32, serialize, type Document } from "bson";
-import { Aggregator, update as mingoUpdate } from "mingo";
+import { deserialize, serialize, type Document } from "bson";
+import { Aggregator } from "mingo";
 import { encodeIdKey } from "../../bson/keyEncoding.js";
 import { RawDocument } from "../../bson/rawDocument.js";
 import { applyDiff } from "../../oplog/diff/apply.js";
-import { computeDiff, updateOplogObject } from "../../oplog/diff/compute.js";
+import { updateOplogObject } from "../../oplog/diff/compute.js";
 import { CommandError, ErrorCode } from "../errors.js";
 import { withIdFirst } from "./documentId.js";
-import { restoreArithmeticTypes, withExactOperands } from "./exactOperands.js";
+import { deltaObject, modifierUpdateDiff, runModifierUpdate } from "./modifierUpdate.js";
 
 export interface UpdatedDocument {
   raw: Buffer;
@@ -27,37 +27,14 @@ function assertSameId(pre: Document, post: Document): void {
   }
 }
 
-/** Runs a modifier or pipeline update on a deserialized copy of the document. */
-function runUpdate(
-  doc: Document,
-  update: Document | Document[],
-  arrayFilters: Document[] | undefined,
-  inserting: boolean,
-): Document {
-  if (Array.isArray(update)) {
-    const [result] = new Aggregator(update).run([doc]) as Document[];
-    return result;
-  }
-  const { $setOnInsert, ...rest } = update;
-  const modifier =
-    inserting && $setOnInsert
-      ? { ...rest, $set: { ...(rest.$set as Document), ...($setOnInsert as Document) } }
-      : rest;
-  if (Object.keys(modifier).length === 0) return doc;
-  try {
-    mingoUpdate(doc, modifier, arrayFilters);
-  } catch (error) {
-    const message = (error as Error).message;
-    if (message.includes("immutable field '_id'")) throw new CommandError(ErrorCode.ImmutableField, message);
-    throw new CommandError(ErrorCode.BadValue, `invalid update: ${message}`);
-  }
-  return doc;
-}
-
 /**
- * Applies a modifier or pipeline update to a stored document. The new document is the diff
- * applied to the exact pre-image, so fields the update did not touch keep their BSON types;
- * returns undefined when nothing changed (no write, no oplog entry).
+ * Applies a modifier or pipeline update to a stored document; returns undefined when nothing
+ * changed (no write, no oplog entry).
+ *
+ * A modifier update logs the `$v: 2` diff its update nodes build (`modifierUpdate.ts`), whatever
+ * its size; a pipeline update logs the diff calculator's result, or a replacement when the diff
+ * would not be smaller (as the server decides). Either way the stored document is the diff applied
+ * to the exact pre-image, so fields the update did not touch keep their BSON types.
  */
 export function applyUpdate(
   preRaw: Buffer,
@@ -68,23 +45,16 @@ export function applyUpdate(
   exactUpdate?: Document | Document[],
 ): UpdatedDocument | undefined {
   const pre = deserialize(preRaw);
-  const modifier =
-    exactUpdate && !Array.isArray(update) && !Array.isArray(exactUpdate)
-      ? withExactOperands(update, exactUpdate)
-      : update;
-  const post = runUpdate(deserialize(preRaw), modifier, arrayFilters, inserting);
-  if (exactUpdate && !Array.isArray(exactUpdate)) {
-    restoreArithmeticTypes(post, deserialize(preRaw, { promoteValues: false }), exactUpdate);
+  if (!Array.isArray(update)) {
+    const { post, leaves } = runModifierUpdate(preRaw, update, { arrayFilters, inserting, exactUpdate });
+    assertSameId(pre, post);
+    const logged = modifierUpdateDiff(preRaw, post, leaves);
+    if (!logged) return undefined;
+    return { raw: Buffer.from(serialize(logged.doc)), o: deltaObject(logged.diff) };
   }
+  const [post] = new Aggregator(update).run([deserialize(preRaw)]) as Document[];
   assertSameId(pre, post);
-  // Modifier updates always log a $v:2 diff, whatever its size; pipeline updates log a
-  // replacement when the diff would not be smaller (as the server's diff calculator decides).
-  let o: Document | undefined;
-  if (Array.isArray(update)) o = updateOplogObject(pre, post);
-  else {
-    const diff = computeDiff(pre, post);
-    o = diff && { $v: new Int32(2), diff };
-  }
+  const o = updateOplogObject(pre, post);
   if (!o) return undefined;
   if (o.$v !== undefined && o.diff) {
     const exact = applyDiff(deserialize(preRaw, { promoteValues: false }), o.diff as Document);

@@ -11,12 +11,22 @@ import { getPath, replaceAtPath } from "../storage/documentPath.js";
 const STORED_AS_GIVEN = ["$set", "$setOnInsert"];
 const ARRAY_APPENDS = ["$push", "$addToSet"];
 
-/** The update with its stored values replaced by their exactly-typed versions. */
-export function withExactOperands(update: Document, exact: Document): Document {
+/**
+ * The update with its stored values replaced by their exactly-typed versions. With
+ * `promoteArrayOperands`, $push / $addToSet keep their promoted values, so that mingo's $sort and
+ * duplicate checks compare numbers by value; the caller then restores their types
+ * (`restoreMovedTypes`), which needs the paths to be static.
+ */
+export function withExactOperands(
+  update: Document,
+  exact: Document,
+  options: { promoteArrayOperands?: boolean } = {},
+): Document {
   const out: Document = { ...update };
   for (const operator of STORED_AS_GIVEN) {
     if (exact[operator] && typeof exact[operator] === "object") out[operator] = exact[operator];
   }
+  if (options.promoteArrayOperands) return out;
   for (const operator of ARRAY_APPENDS) {
     const promoted = update[operator] as Document | undefined;
     const typed = exact[operator] as Document | undefined;
