@@ -1,5 +1,5 @@
 import { MongoClient } from "mongodb";
-import { startEmulatorProcess } from "./emulatorProcess.js";
+import { startEmulatorProcess, type EmulatorProcess } from "./emulatorProcess.js";
 import { round, type Figure } from "./figures.js";
 
 export interface EmulatorBenchOptions {
@@ -10,7 +10,23 @@ export interface EmulatorBenchOptions {
 const DOC_BYTES = 1024;
 const BATCH = 1000;
 
-/** A ~1 KiB document with a few realistic fields and a padding string. */
+const WORDS =
+  "order shipped paid pending refund customer invoice parcel express standard return gift card discount warehouse lyon porto oslo kyoto blue green large small".split(
+    " ",
+  );
+
+/** Text that compresses like real prose (a few times), not like a run of one letter. */
+function prose(seed: number, length: number): string {
+  let state = seed * 2654435761;
+  let text = "";
+  while (text.length < length) {
+    state = (state * 1103515245 + 12345) >>> 0;
+    text += `${WORDS[state % WORDS.length]}${state % 7 === 0 ? ` ${state % 100000}` : ""} `;
+  }
+  return text.slice(0, length);
+}
+
+/** A ~1 KiB document with a few realistic fields and some prose. */
 export function benchDocument(i: number): Record<string, unknown> {
   return {
     _id: i,
@@ -18,12 +34,21 @@ export function benchDocument(i: number): Record<string, unknown> {
     total: (i % 997) * 1.25,
     items: [i % 13, i % 17, i % 19],
     createdAt: new Date(1_700_000_000_000 + i * 1000),
-    pad: "x".repeat(DOC_BYTES - 190),
+    notes: prose(i, DOC_BYTES - 190),
   };
 }
 
-export async function emulatorBench(options: EmulatorBenchOptions): Promise<Figure[]> {
-  const emulator = await startEmulatorProcess();
+export interface EmulatorBenchResult {
+  figures: Figure[];
+  /** The loaded emulator, still running, for the benchmarks that read the same data. */
+  emulator: EmulatorProcess;
+  /** Raw driver scan throughput, the denominator of the other figures' ratios. */
+  scanBytesPerSecond: number;
+  dataBytes: number;
+}
+
+export async function emulatorBench(options: EmulatorBenchOptions): Promise<EmulatorBenchResult> {
+  const emulator = await startEmulatorProcess(["--oplog-size-mb", "64"]);
   const client = new MongoClient(emulator.uri);
   try {
     await client.connect();
@@ -44,14 +69,17 @@ export async function emulatorBench(options: EmulatorBenchOptions): Promise<Figu
       bytes += (raw as unknown as Uint8Array).length;
     const scanSeconds = (performance.now() - scanStart) / 1000;
 
-    return [
+    const figures = [
       { name: "emulator.insert_docs_per_s", value: round(count / insertSeconds, 0), unit: "docs/s" },
       { name: "emulator.scan_mb_per_s", value: round(bytes / 1024 / 1024 / scanSeconds), unit: "MB/s" },
       { name: "emulator.rss_mb", value: round(rssMb, 0), unit: "MB" },
       { name: "emulator.data_mb", value: round(bytes / 1024 / 1024, 0), unit: "MB" },
     ];
+    return { figures, emulator, scanBytesPerSecond: bytes / scanSeconds, dataBytes: bytes };
+  } catch (error) {
+    await emulator.stop();
+    throw error;
   } finally {
     await client.close();
-    await emulator.stop();
   }
 }

@@ -5,6 +5,15 @@ import { fileURLToPath } from "node:url";
 
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
+/** Resident set size of a process in MiB, from /proc. */
+export function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+export const CLI_PATH = CLI;
+
 export interface EmulatorProcess {
   uri: string;
   child: ChildProcess;
@@ -30,11 +39,7 @@ export async function startEmulatorProcess(args: string[] = []): Promise<Emulato
   return {
     uri,
     child,
-    rssMb() {
-      const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
-      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      return kb / 1024;
-    },
+    rssMb: () => rssOf(child.pid!),
     stop() {
       return new Promise((resolve) => {
         child.once("exit", () => resolve());

@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { cloneBench } from "./clone.bench.js";
 import { emulatorBench } from "./emulator.bench.js";
 import { sliceBench } from "./slice.bench.js";
 import type { Figure } from "./figures.js";
@@ -18,7 +19,13 @@ async function main(): Promise<void> {
       process.stdout.write(`${figure.name} ${figure.value} ${figure.unit}\n`);
     }
   };
-  add(await emulatorBench({ totalBytes }));
+  const loaded = await emulatorBench({ totalBytes });
+  add(loaded.figures);
+  try {
+    add(await cloneBench({ sourceUri: loaded.emulator.uri, scanBytesPerSecond: loaded.scanBytesPerSecond }));
+  } finally {
+    await loaded.emulator.stop();
+  }
   add(sliceBench({ totalBytes: Math.min(totalBytes, 256 * 1024 * 1024) }));
 
   const dir = fileURLToPath(new URL("../../bench/results/", import.meta.url));
