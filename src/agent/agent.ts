@@ -5,7 +5,7 @@ import type { Codec } from "../slice/codecs.js";
 import { Backoff, sleep, type BackoffOptions } from "./backoff.js";
 import { ConfigurationError, isStopped } from "./errors.js";
 import { JobRun, defaultMaxBytesInFlight, type RunOutcome, type RunSettings } from "./jobRun.js";
-import { createLogger, describeError, redactUri, type Logger } from "./logger.js";
+import { createLogger, describeError, redactUri, type LogLevel, type Logger } from "./logger.js";
 import { formatOpTime } from "./optime.js";
 import { connectSource, type SourceInfo } from "./preflight.js";
 import { ServerClient } from "./serverClient.js";
@@ -43,8 +43,10 @@ export interface AgentOptions {
   backoff?: BackoffOptions;
   /** Backoff between runs that failed. Default 1 s doubling to 5 min. */
   restartBackoff?: BackoffOptions;
-  /** Default: one line per event on stderr. */
-  log?: Logger;
+  /** Where log lines go (one per event). Default: stderr. Pass () => {} to silence. */
+  log?: (line: string) => void;
+  /** Default info; debug adds a line per acknowledged slice. */
+  logLevel?: LogLevel;
   /** Extra driver options (tests). */
   driverOptions?: MongoClientOptions;
   /** For tests: smaller clone batches, shorter oplog waits. */
@@ -95,7 +97,7 @@ class Agent {
   private pollFailures = 0;
 
   constructor(private readonly options: AgentOptions) {
-    this.log = options.log ?? createLogger();
+    this.log = createLogger({ sink: options.log, level: options.logLevel });
     this.server = new ServerClient({
       serverUrl: options.serverUrl,
       agentKey: options.agentKey,
@@ -117,7 +119,7 @@ class Agent {
       },
       done,
       status: () => ({
-        deploymentId: this.options.deploymentId,
+        deploymentId: this.server.identified ? this.server.deploymentId : undefined,
         state: this.job?.state,
         generation: this.job?.generation,
         activity: this.currentActivity(),

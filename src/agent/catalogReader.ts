@@ -1,4 +1,5 @@
-import { serialize, type Document, type MongoClient } from "mongodb";
+import { serialize, type Document } from "bson";
+import type { MongoClient } from "mongodb";
 import { describeError, silentLogger, type Logger } from "./logger.js";
 
 /** Keeps exact BSON types in what the server returns (an option's Int64 stays an Int64). */

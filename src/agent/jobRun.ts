@@ -113,10 +113,6 @@ export class JobRun {
     return this.outcome;
   }
 
-  get uploads(): Uploader {
-    return this.uploader;
-  }
-
   /** Stops the run (cursors closed, uploads abandoned: the server keeps what it acknowledged). */
   async stop(): Promise<RunOutcome> {
     this.stopController.abort();

@@ -45,7 +45,7 @@ export interface OplogTailerOptions {
 
 /**
  * Tails local.oplog.rs into oplog slices: a tailable awaitData cursor on `{ts: {$gte: position}}`
- * (raw BSON). The first entry of every cursor must be the one at `position` exactly; if it is
+ * (raw BSON, majority read concern). The first entry of every cursor must be the one at `position` exactly; if it is
  * missing or newer, the oplog rolled over the resume point: an oplog GAP (OplogGapError), never
  * skipped silently. So is CappedPositionLost on the cursor. A connection cut re-opens the cursor
  * at the last entry put into the slice builder. Slices close at the target size or `flushSeconds`
@@ -102,7 +102,14 @@ export class OplogTailer {
         .collection("oplog.rs")
         .find(
           { ts: { $gte: toTimestamp(this.position) } },
-          { tailable: true, awaitData: true, maxAwaitTimeMS: awaitMs, raw: true },
+          {
+            tailable: true,
+            awaitData: true,
+            maxAwaitTimeMS: awaitMs,
+            raw: true,
+            // Only entries a majority has: an entry a failover rolls back never reaches the backup.
+            readConcern: { level: "majority" },
+          },
         ) as unknown as FindCursor<Uint8Array>;
       const closeOnAbort = () => void cursor.close().catch(() => {});
       signal?.addEventListener("abort", closeOnAbort, { once: true });
@@ -111,6 +118,7 @@ export class OplogTailer {
         while (true) {
           const raw = await cursor.tryNext();
           throwIfStopped(signal);
+          backoff.reset(); // the cursor answered: the connection is back
           if (raw === null) {
             if (first && (await this.positionMissing())) throw await this.gap("it is no longer in the oplog");
             if (cursor.closed) break; // a dead cursor: open another one
@@ -135,7 +143,6 @@ export class OplogTailer {
           if (buffered === 0) this.bufferedSince = undefined;
           else if (buffered === 1) this.bufferedSince = Date.now();
           await this.flushIfDue(flushMs);
-          backoff.reset();
         }
       } catch (error) {
         if (signal?.aborted) throw new StoppedError();

@@ -57,7 +57,9 @@ function invalidUri(error: unknown): ConfigurationError {
  * Creates the driver client for the source and runs the preflight; on failure the client is
  * closed and the error is a ConfigurationError (exit code 2) where the configuration is at fault.
  */
-export async function connectSource(options: SourceOptions): Promise<{ client: MongoClient; info: SourceInfo }> {
+export async function connectSource(
+  options: SourceOptions,
+): Promise<{ client: MongoClient; info: SourceInfo }> {
   let client: MongoClient;
   try {
     client = createSourceClient(options);
@@ -143,7 +145,10 @@ export async function preflight(client: MongoClient, uri: string): Promise<Sourc
   let newest: OpTimeJson | undefined;
   let oldest: OpTimeJson | undefined;
   try {
-    const oplogs = await client.db("local").listCollections({ name: "oplog.rs" }, { nameOnly: true }).toArray();
+    const oplogs = await client
+      .db("local")
+      .listCollections({ name: "oplog.rs" }, { nameOnly: true })
+      .toArray();
     if (oplogs.length === 0) {
       throw new ConfigurationError(
         "no_oplog",

@@ -1,4 +1,4 @@
-import { deserialize, EJSON, Timestamp, type Document } from "bson";
+import { deserialize, EJSON, type Document } from "bson";
 import { elements } from "../bson/elements.js";
 import type { OpTimeJson } from "../protocol/agentProtocol.js";
 
@@ -33,14 +33,7 @@ export function readIdDocument(doc: Uint8Array): Document {
   throw new Error("document has no _id field");
 }
 
-/** Canonical Extended JSON of `{_id}`, as the protocol carries a resume point. */
-export function idDocumentToExtendedJson(idDocument: Document): string {
-  return EJSON.stringify(idDocument, { relaxed: false });
-}
-
 /** Parses canonical Extended JSON, keeping exact BSON types. */
 export function parseExtendedJson(text: string): Document {
   return EJSON.parse(text, { relaxed: false }) as Document;
 }
-
-export { Timestamp };

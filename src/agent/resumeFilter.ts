@@ -48,7 +48,9 @@ export function filtersAfter(lastId?: unknown): Document[] {
     // The rest of its own kind, then the later deprecated kinds.
     filters.push({ _id: { $gt: lastId } });
     if (kind !== "codeWithScope") {
-      filters.push({ _id: { $type: kind === "dbPointer" ? ["javascript", "javascriptWithScope"] : "javascriptWithScope" } });
+      filters.push({
+        _id: { $type: kind === "dbPointer" ? ["javascript", "javascriptWithScope"] : "javascriptWithScope" },
+      });
     }
     filters.push({ _id: new MaxKey() });
     return filters;

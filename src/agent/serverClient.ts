@@ -122,11 +122,23 @@ export class ServerClient {
   /** Finds out which deployment the agent key belongs to (unless it was given). */
   async identify(signal?: AbortSignal): Promise<string> {
     if (this.deployment) return this.deployment;
-    const self = await withRetries(
-      "identifying the deployment",
-      () => this.request("GET", "/api/v1/agent/self", { schema: AgentSelf, signal }),
-      this.retryOptions(signal),
-    );
+    let self: AgentSelf;
+    try {
+      self = await withRetries(
+        "identifying the deployment",
+        () => this.request("GET", "/api/v1/agent/self", { schema: AgentSelf, signal }),
+        this.retryOptions(signal),
+      );
+    } catch (error) {
+      if (error instanceof ServerResponseError && error.status === 404) {
+        throw new ConfigurationError(
+          "invalid_option",
+          "the server cannot tell the agent which deployment its key belongs to (GET /api/v1/agent/self: 404)",
+          "pass --deployment <id> (the id printed when the deployment was added, or by `tidemark deployments list`)",
+        );
+      }
+      throw error;
+    }
     this.deployment = self.deploymentId;
     return self.deploymentId;
   }

@@ -36,12 +36,14 @@ export function createSourceClient(options: SourceOptions): MongoClient {
   if (options.tls?.tlsAllowInvalidCertificates !== undefined) {
     tls.tlsAllowInvalidCertificates = options.tls.tlsAllowInvalidCertificates;
   }
-  return new MongoClient(options.uri, {
-    appName: "tidemark-agent",
-    serverSelectionTimeoutMS: options.serverSelectionTimeoutMs ?? 10_000,
-    ...tls,
-    ...options.driverOptions,
-  });
+  // Options given here override the connection string's: only set what it does not say.
+  const inUri = (name: string) => new RegExp(`[?&]${name}=`, "i").test(options.uri);
+  const defaults: MongoClientOptions = {};
+  if (!inUri("appName")) defaults.appName = "tidemark-agent";
+  if (options.serverSelectionTimeoutMs !== undefined || !inUri("serverSelectionTimeoutMS")) {
+    defaults.serverSelectionTimeoutMS = options.serverSelectionTimeoutMs ?? 10_000;
+  }
+  return new MongoClient(options.uri, { ...defaults, ...tls, ...options.driverOptions });
 }
 
 /**

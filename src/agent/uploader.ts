@@ -118,11 +118,6 @@ export class Uploader implements SliceSink {
     return new Promise((resolve, reject) => state.drainWaiters.push({ resolve, reject }));
   }
 
-  /** Waits until every stream is drained (or failed). */
-  async drainAll(): Promise<void> {
-    await Promise.allSettled([...this.streams.keys()].map((stream) => this.drain(stream)));
-  }
-
   private stream(name: string): StreamState {
     let state = this.streams.get(name);
     if (!state) {

@@ -98,7 +98,7 @@ describe("Cloner", () => {
     await fx.client
       .db("mixed")
       .collection<AnyDoc>("ids")
-      .insertMany(MIXED_IDS.map((id, i) => ({ _id: id, i })));
+      .insertMany(MIXED_IDS.map((id, i) => ({ _id: id as AnyDoc["_id"], i })));
     await fx.client.db("mixed").createCollection("empty");
     for (const name of ["c1", "c2", "c3", "c4", "c5"]) {
       await fx.client
@@ -176,13 +176,21 @@ describe("Cloner", () => {
 
   it("filtersAfter selects exactly the _ids after each one, in order, across type brackets", async () => {
     const all = await rawDocuments(fx.client, "mixed", "ids");
-    const ids = (await fx.client.db("mixed").collection<AnyDoc>("ids").find({}, { sort: { _id: 1 } }).toArray()).map(
-      (d) => d._id,
-    );
+    const ids = (
+      await fx.client
+        .db("mixed")
+        .collection<AnyDoc>("ids")
+        .find({}, { sort: { _id: 1 } })
+        .toArray()
+    ).map((d) => d._id);
     for (let i = 0; i < ids.length; i++) {
       const after: Buffer[] = [];
       for (const filter of filtersAfter(ids[i])) {
-        const docs = await fx.client.db("mixed").collection("ids").find(filter, { sort: { _id: 1 }, raw: true }).toArray();
+        const docs = await fx.client
+          .db("mixed")
+          .collection("ids")
+          .find(filter, { sort: { _id: 1 }, raw: true })
+          .toArray();
         after.push(...(docs as unknown as Uint8Array[]).map((d) => Buffer.from(d)));
       }
       sameBytes(after, all.slice(i + 1));

@@ -11,7 +11,6 @@ import { deserialize, EJSON } from "bson";
 import { Int32, Long, ObjectId, type MongoClient } from "mongodb";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startAgent, type AgentOptions, type RunningAgent } from "../../src/agent/agent.js";
-import { createLogger } from "../../src/agent/logger.js";
 import { newestOplogOpTime } from "../../src/agent/oplogQueries.js";
 import { compareOpTimes, toTimestamp } from "../../src/agent/optime.js";
 import { readOpTime } from "../../src/agent/rawBson.js";
@@ -29,7 +28,11 @@ interface Deployment {
   agentKey: string;
 }
 
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (true) {
     const value = await probe();
@@ -42,7 +45,11 @@ async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T |
 const keyHex = (id: unknown) => encodeIdKey(id).toString("hex");
 
 async function rawCollection(client: MongoClient, db: string, coll: string): Promise<Buffer[]> {
-  const docs = (await client.db(db).collection(coll).find({}, { sort: { _id: 1 }, raw: true }).toArray()) as unknown as Uint8Array[];
+  const docs = (await client
+    .db(db)
+    .collection(coll)
+    .find({}, { sort: { _id: 1 }, raw: true })
+    .toArray()) as unknown as Uint8Array[];
   return docs.map((d) => Buffer.from(d));
 }
 
@@ -78,7 +85,11 @@ describe("agent end to end (emulator + server + agent)", () => {
       );
     }
     await shop.collection<AnyDoc>("customers").insertMany(
-      Array.from({ length: 1000 }, (_, i) => ({ _id: i, name: `customer ${i}`, since: new Date(1_600_000_000_000 + i) })),
+      Array.from({ length: 1000 }, (_, i) => ({
+        _id: i,
+        name: `customer ${i}`,
+        since: new Date(1_600_000_000_000 + i),
+      })),
     );
     await shop.collection("orders").createIndex({ customer: 1, n: -1 }, { name: "by_customer" });
     const mixed = source.client.db("mixed").collection<AnyDoc>("ids");
@@ -94,15 +105,21 @@ describe("agent end to end (emulator + server + agent)", () => {
     ]);
     await source.client.db("cms").createCollection("pages", { validator: { title: { $type: "string" } } });
     await source.client.db("cms").collection<AnyDoc>("pages").insertOne({ _id: "home", title: "Home" });
-    await source.client.db("cms").createCollection("titles", { viewOn: "pages", pipeline: [{ $project: { title: 1 } }] });
-    await source.client.db("cms").collection<AnyDoc>("system.js").insertOne({ _id: "helper", value: "function () {}" });
+    await source.client
+      .db("cms")
+      .createCollection("titles", { viewOn: "pages", pipeline: [{ $project: { title: 1 } }] });
+    await source.client
+      .db("cms")
+      .collection<AnyDoc>("system.js")
+      .insertOne({ _id: "helper", value: "function () {}" });
   });
 
   afterEach(async () => {
     if (process.env.TIDEMARK_TEST_AGENT_LOG) process.stderr.write(`${logLines.join("\n")}\n`);
     logLines.length = 0;
     for (const agent of agents.splice(0)) await agent.stop();
-    for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    for (const child of children.splice(0))
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
 
   afterAll(async () => {
@@ -130,7 +147,7 @@ describe("agent end to end (emulator + server + agent)", () => {
       restartBackoff: FAST,
       cloneBatchSize: 300,
       oplogAwaitMs: 100,
-      log: createLogger({ sink: (line) => logLines.push(line) }),
+      log: (line) => logLines.push(line),
       ...extra,
     };
   }
@@ -153,7 +170,9 @@ describe("agent end to end (emulator + server + agent)", () => {
       env: { ...process.env, AGENT_OPTIONS: JSON.stringify(options) },
       stdio: ["ignore", "ignore", "pipe"],
     });
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => logLines.push(...chunk.trim().split("\n")));
+    child
+      .stderr!.setEncoding("utf8")
+      .on("data", (chunk: string) => logLines.push(...chunk.trim().split("\n")));
     children.push(child);
     return child;
   }
@@ -168,13 +187,17 @@ describe("agent end to end (emulator + server + agent)", () => {
   /** Every stored slice of a stream, decoded, in sequence order (0, 1, 2... without a gap). */
   async function streamSlices(d: Deployment, stream: string) {
     const j = await job(d);
-    const records = fx.server.context.catalog.slices.list(d.id, j.generation).filter((s) => s.stream === stream);
+    const records = fx.server.context.catalog.slices
+      .list(d.id, j.generation)
+      .filter((s) => s.stream === stream);
     expect(records.map((r) => r.sequence)).toEqual(records.map((_, i) => i));
     return Promise.all(records.map(async (r) => decodeSlice(await fx.server.context.store.get(r.storeKey))));
   }
 
   async function streamDocuments(d: Deployment, stream: string): Promise<Buffer[]> {
-    return (await streamSlices(d, stream)).flatMap((slice) => [...slice.documents()].map((doc) => Buffer.from(doc)));
+    return (await streamSlices(d, stream)).flatMap((slice) =>
+      [...slice.documents()].map((doc) => Buffer.from(doc)),
+    );
   }
 
   function documentSliceCount(d: Deployment, generation: number): number {
@@ -209,7 +232,10 @@ describe("agent end to end (emulator + server + agent)", () => {
       const cloned = await streamDocuments(d, `documents/${ns}`);
       const actual = await rawCollection(source.client, db, coll);
       expect(cloned.length, ns).toBe(actual.length);
-      expect(cloned.findIndex((doc, i) => !doc.equals(actual[i])), ns).toBe(-1);
+      expect(
+        cloned.findIndex((doc, i) => !doc.equals(actual[i])),
+        ns,
+      ).toBe(-1);
     }
   }
 
@@ -222,12 +248,16 @@ describe("agent end to end (emulator + server + agent)", () => {
     const workload = (async () => {
       const orders = source.client.db("shop").collection<AnyDoc>("orders");
       const customers = source.client.db("shop").collection<AnyDoc>("customers");
-      const some = await orders.find({}, { projection: { _id: 1 } }).limit(2000).toArray();
+      const some = await orders
+        .find({}, { projection: { _id: 1 } })
+        .limit(2000)
+        .toArray();
       let i = 0;
       while (writing) {
         const target = some[(i * 37) % some.length]._id;
         touched.add(keyHex(target));
-        if (i % 3 === 0) await orders.updateOne({ _id: target }, { $inc: { edits: 1 }, $set: { note: "edited" } });
+        if (i % 3 === 0)
+          await orders.updateOne({ _id: target }, { $inc: { edits: 1 }, $set: { note: "edited" } });
         else if (i % 3 === 1) await orders.deleteOne({ _id: target });
         else {
           const id = new ObjectId();
@@ -253,7 +283,9 @@ describe("agent end to end (emulator + server + agent)", () => {
     expect(compareOpTimes(done, j.t0!)).toBeGreaterThan(0);
     expect(j.collections.map((c) => c.namespace).sort()).toEqual([...ALL].sort());
     expect(j.collections.every((c) => c.done)).toBe(true);
-    expect(j.catalogs.sort()).toEqual(["cms", "mixed", "ping", "shop"].filter((db) => db !== "ping" || j.catalogs.includes("ping")));
+    expect(j.catalogs.sort()).toEqual(
+      ["cms", "mixed", "ping", "shop"].filter((db) => db !== "ping" || j.catalogs.includes("ping")),
+    );
     await expectOplogComplete(d);
     await expectExactClone(d, ["mixed.ids", "cms.pages", "cms.system.js"]);
 
@@ -283,16 +315,28 @@ describe("agent end to end (emulator + server + agent)", () => {
     const entries = [...cmsCatalog.documents()].map((doc) => deserialize(doc));
     expect(entries.map((e) => e.name).sort()).toEqual(["pages", "system.js", "titles"]);
     const pages = entries.find((e) => e.name === "pages")!;
-    expect(pages).toMatchObject({ type: "collection", options: { validator: { title: { $type: "string" } } } });
+    expect(pages).toMatchObject({
+      type: "collection",
+      options: { validator: { title: { $type: "string" } } },
+    });
     expect(pages.uuid).toBeDefined();
     expect(pages.idIndex).toMatchObject({ key: { _id: 1 }, name: "_id_" });
-    expect(entries.find((e) => e.name === "titles")).toMatchObject({ type: "view", options: { viewOn: "pages" }, indexes: [] });
+    expect(entries.find((e) => e.name === "titles")).toMatchObject({
+      type: "view",
+      options: { viewOn: "pages" },
+      indexes: [],
+    });
     const [shopCatalog] = await streamSlices(d, "catalog/shop");
-    const orders = [...shopCatalog.documents()].map((doc) => deserialize(doc)).find((e) => e.name === "orders")!;
+    const orders = [...shopCatalog.documents()]
+      .map((doc) => deserialize(doc))
+      .find((e) => e.name === "orders")!;
     expect(orders.indexes.map((index: { name: string }) => index.name)).toEqual(["_id_", "by_customer"]);
 
     // The heartbeat tells the Backup page what the agent does.
-    const view = await fx.api<{ agent: { activity: string; version: string } }>("GET", `/api/v1/deployments/${d.id}`);
+    const view = await fx.api<{ agent: { activity: string; version: string } }>(
+      "GET",
+      `/api/v1/deployments/${d.id}`,
+    );
     expect(view.body.agent.version).toBe("0.1.0");
     expect(view.body.agent.activity).toMatch(/oplog at \d+:\d+/);
     await agent.stop();
@@ -301,7 +345,10 @@ describe("agent end to end (emulator + server + agent)", () => {
   it("SIGKILL mid-clone: the next agent resumes each collection after its last acknowledged _id", async () => {
     const d = await addDeployment("killed-mid-clone");
     const child = childAgent(d, { cloneParallelism: 1, codec: "none", sliceMb: 0.02 });
-    const generation = await waitFor("the job to start", async () => (await job(d)).t0 && (await job(d)).generation);
+    const generation = await waitFor(
+      "the job to start",
+      async () => (await job(d)).t0 && (await job(d)).generation,
+    );
     await waitFor("some document slices", () => documentSliceCount(d, generation) >= 8 || undefined);
     child.kill("SIGKILL");
     await new Promise((resolve) => child.once("exit", resolve));
@@ -319,7 +366,28 @@ describe("agent end to end (emulator + server + agent)", () => {
     expect(after.generation).toBe(before.generation);
     await expectExactClone(d, ALL);
     await expectOplogComplete(d);
-    expect(logLines.some((line) => line.includes("collection clone resumed") && line.includes(resumed!.namespace))).toBe(true);
+    expect(
+      logLines.some((line) => line.includes("collection clone resumed") && line.includes(resumed!.namespace)),
+    ).toBe(true);
+  }, 120_000);
+
+  it("connections cut again and again during the initial sync: nothing duplicated, nothing skipped", async () => {
+    const d = await addDeployment("cuts");
+    inProcessAgent(d, { cloneParallelism: 2, sliceMb: 0.02, codec: "snappy", cloneBatchSize: 100 });
+    let cuts = 0;
+    const cutting = setInterval(() => {
+      cuts++;
+      source.emulator.faults.closeConnections();
+    }, 40);
+    try {
+      await waitFor("the clone to complete", async () => (await job(d)).cloneCompleteAt, 60_000);
+    } finally {
+      clearInterval(cutting);
+    }
+    expect(cuts).toBeGreaterThan(3);
+    await oplogCaughtUp(d);
+    await expectExactClone(d, ALL);
+    await expectOplogComplete(d);
   }, 120_000);
 
   it("SIGKILL mid-tail: the next agent resumes at the last acknowledged ts, no entry lost or doubled", async () => {
@@ -337,7 +405,9 @@ describe("agent end to end (emulator + server + agent)", () => {
     inProcessAgent(d);
     await oplogCaughtUp(d);
     await expectOplogComplete(d);
-    expect(logLines.some((line) => line.includes("oplog tail started") && line.includes("skipFirst=true"))).toBe(true);
+    expect(
+      logLines.some((line) => line.includes("oplog tail started") && line.includes("skipFirst=true")),
+    ).toBe(true);
   }, 120_000);
 
   it("an oplog gap while the agent was down: reported, the job goes to resync_required, the agent waits", async () => {
@@ -360,26 +430,37 @@ describe("agent end to end (emulator + server + agent)", () => {
     expect(second.status().activity).toMatch(/resync/);
     // A resync starts a new generation: the agent starts over, T0 anew.
     expect((await fx.api("POST", `/api/v1/deployments/${d.id}/backup/resync`)).status).toBe(200);
-    const fresh = await waitFor("a new clone", async () => {
-      const j = await job(d);
-      return j.generation === 2 && j.cloneCompleteAt ? j : undefined;
-    }, 60_000);
+    const fresh = await waitFor(
+      "a new clone",
+      async () => {
+        const j = await job(d);
+        return j.generation === 2 && j.cloneCompleteAt ? j : undefined;
+      },
+      60_000,
+    );
     expect(compareOpTimes(fresh.t0!, resumeAt)).toBeGreaterThan(0);
   }, 120_000);
 
   it("answers missing-document requests, stops on 'stopped' and exits on 'terminated'", async () => {
     const d = await addDeployment("lifecycle");
     const agent = inProcessAgent(d);
-    const started = await waitFor("the clone to complete", async () => (await job(d)).cloneCompleteAt && (await job(d)));
+    const started = await waitFor(
+      "the clone to complete",
+      async () => (await job(d)).cloneCompleteAt && (await job(d)),
+    );
     const ids = EJSON.stringify({ ids: [0, 1, 5000, "gone"] }, { relaxed: false });
     const request = fx.server.context.catalog.missing.create(d.id, started.generation, "shop.customers", ids);
-    await waitFor("the missing request to be answered", async () => ((await job(d)).missing.length === 0 ? true : undefined));
+    await waitFor("the missing request to be answered", async () =>
+      (await job(d)).missing.length === 0 ? true : undefined,
+    );
     const [answer] = await streamSlices(d, `missing/${request.id}`);
     const found = [...answer.documents()].map((doc) => deserialize(doc)._id);
     expect(found).toEqual([0, 1]);
 
     expect((await fx.api("POST", `/api/v1/deployments/${d.id}/backup/stop`)).status).toBe(200);
-    await waitFor("the agent to stop working", () => (agent.status().activity.includes("stopped") ? true : undefined));
+    await waitFor("the agent to stop working", () =>
+      agent.status().activity.includes("stopped") ? true : undefined,
+    );
     expect((await fx.api("DELETE", `/api/v1/deployments/${d.id}`)).status).toBe(200);
     await agent.done; // terminated: the agent exits (code 0 from the CLI)
   }, 120_000);

@@ -4,7 +4,7 @@
  * documents is a valid answer.
  */
 import { EJSON } from "bson";
-import { Int32, Long, ObjectId, type MongoClient } from "mongodb";
+import { Int32, Long, ObjectId, type Document, type MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MissingFetcher, splitNamespace } from "../../src/agent/missingFetcher.js";
 import { createSourceClient } from "../../src/agent/sourceClient.js";
@@ -40,25 +40,43 @@ describe("MissingFetcher", () => {
   });
 
   function fetcher(sink: CollectingSink) {
-    return new MissingFetcher({ client, sink, deployment: "dep-1", codec: "gzip", backoff: { initialMs: 5 } });
+    return new MissingFetcher({
+      client,
+      sink,
+      deployment: "dep-1",
+      codec: "gzip",
+      backoff: { initialMs: 5 },
+    });
   }
 
   it("sends the documents that still exist, byte for byte, as missing/<id> #0", async () => {
     const sink = new CollectingSink();
     // 1.0 finds the Int32 1 (the same _id for MongoDB); 99 no longer exists.
-    const found = await fetcher(sink).answer(request("req-1", "shop.orders.archive", [1.0, Long.fromNumber(2), oid, 99]));
+    const found = await fetcher(sink).answer(
+      request("req-1", "shop.orders.archive", [1.0, Long.fromNumber(2), oid, 99]),
+    );
     expect(found).toBe(3);
     const [slice] = sink.stream("missing/req-1");
     expect(slice.sequence).toBe(0);
     const header = readSliceHeader(slice.bytes);
-    expect(header).toMatchObject({ kind: "missing", stream: "missing/req-1", namespace: "shop.orders.archive", count: 3 });
+    expect(header).toMatchObject({
+      kind: "missing",
+      stream: "missing/req-1",
+      namespace: "shop.orders.archive",
+      count: 3,
+    });
     const expected = (await fx.client
       .db("shop")
       .collection("orders.archive")
-      .find({ _id: { $in: [new Int32(1), Long.fromNumber(2), oid] } } as AnyDoc, { sort: { _id: 1 }, raw: true })
+      .find({ _id: { $in: [new Int32(1), Long.fromNumber(2), oid] } } as Document, {
+        sort: { _id: 1 },
+        raw: true,
+      })
       .toArray()) as unknown as Uint8Array[];
     const got = sink.documents("missing/req-1");
-    expect(got.map((doc) => doc.toString("hex"))).toEqual(expected.map((doc) => Buffer.from(doc).toString("hex")));
+    expect(got.map((doc) => doc.toString("hex"))).toEqual(
+      expected.map((doc) => Buffer.from(doc).toString("hex")),
+    );
   });
 
   it("zero documents is a valid answer: an empty slice", async () => {

@@ -22,11 +22,7 @@ const FAST = { initialMs: 5, maxMs: 50 };
 
 async function oplogFrom(client: MongoClient, from: OpTimeJson, to?: OpTimeJson): Promise<Buffer[]> {
   const range = to ? { $gte: toTimestamp(from), $lte: toTimestamp(to) } : { $gte: toTimestamp(from) };
-  const docs = await client
-    .db("local")
-    .collection("oplog.rs")
-    .find({ ts: range }, { raw: true })
-    .toArray();
+  const docs = await client.db("local").collection("oplog.rs").find({ ts: range }, { raw: true }).toArray();
   return (docs as unknown as Uint8Array[]).map((doc) => Buffer.from(doc));
 }
 
@@ -66,7 +62,11 @@ describe("OplogTailer", () => {
     await fx?.close();
   });
 
-  function tail(sink: CollectingSink, start: TailStart, options: Partial<ConstructorParameters<typeof OplogTailer>[0]> = {}) {
+  function tail(
+    sink: CollectingSink,
+    start: TailStart,
+    options: Partial<ConstructorParameters<typeof OplogTailer>[0]> = {},
+  ) {
     const controller = new AbortController();
     const tailer = new OplogTailer({
       client,
@@ -91,7 +91,9 @@ describe("OplogTailer", () => {
   async function write(count: number, tag: string): Promise<void> {
     const events = fx.client.db("app").collection<AnyDoc>("events");
     for (let i = 0; i < count; i += 10) {
-      await events.insertMany(Array.from({ length: 10 }, (_, j) => ({ _id: `${tag}-${i + j}`, payload: "x".repeat(100) })));
+      await events.insertMany(
+        Array.from({ length: 10 }, (_, j) => ({ _id: `${tag}-${i + j}`, payload: "x".repeat(100) })),
+      );
       await events.updateOne({ _id: `${tag}-${i}` }, { $set: { touched: true } });
       await events.deleteOne({ _id: `${tag}-${i + 1}` });
     }

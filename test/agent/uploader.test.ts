@@ -62,7 +62,12 @@ async function startServer(handler: Handler) {
   };
 }
 
-function reply(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+function reply(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
   res.writeHead(status, { "content-type": "application/json", ...headers });
   res.end(JSON.stringify(body));
 }
@@ -73,10 +78,18 @@ function ack(res: http.ServerResponse, request: Received) {
 
 const FAST = { initialMs: 5, maxMs: 40 };
 
-function makeUploader(url: string, options: { maxBytesInFlight?: number; lines?: string[]; onFatal?: (e: Error) => void }) {
+function makeUploader(
+  url: string,
+  options: { maxBytesInFlight?: number; lines?: string[]; onFatal?: (e: Error) => void },
+) {
   const lines = options.lines ?? [];
   const log = createLogger({ sink: (line) => lines.push(line), level: "debug" });
-  const transport = new ServerClient({ serverUrl: url, agentKey: "tdm_agent_test", deploymentId: "dep-1", log });
+  const transport = new ServerClient({
+    serverUrl: url,
+    agentKey: "tdm_agent_test",
+    deploymentId: "dep-1",
+    log,
+  });
   return new Uploader({
     transport,
     generation: 3,
@@ -254,7 +267,9 @@ describe("Uploader", () => {
     await uploader.put(slice("oplog", 1));
     await uploader.drain("oplog");
     // Slice #2 was never sent: nothing after a refused slice.
-    expect(server.received.filter((r) => r.stream === "documents/bad.coll").map((r) => r.sequence)).toEqual([0, 1]);
+    expect(server.received.filter((r) => r.stream === "documents/bad.coll").map((r) => r.sequence)).toEqual([
+      0, 1,
+    ]);
     const loud = lines.find((line) => line.includes("SLICE REFUSED"));
     expect(loud).toMatch(/ERROR/);
     expect(loud).toMatch(/stream=documents\/bad\.coll/);
@@ -265,7 +280,10 @@ describe("Uploader", () => {
   it("a 409 (wrong generation) stops every stream and reports it once", async () => {
     const server = await startServer((request, res) => {
       if (request.stream === "oplog") {
-        reply(res, 409, { error: "slice for generation 3 but 'shop' is at generation 4", code: "STALE_GENERATION" });
+        reply(res, 409, {
+          error: "slice for generation 3 but 'shop' is at generation 4",
+          code: "STALE_GENERATION",
+        });
       } else setTimeout(() => ack(res, request), 50);
     });
     closeServer = server.close;

@@ -109,6 +109,17 @@ describe("server HTTP API: agent keys", () => {
     expect(view.body.agent.lastSeen).not.toBeNull();
   });
 
+  it("tells an agent which deployment its key belongs to", async () => {
+    const self = await fx.api<{ deploymentId: string; name: string }>(
+      "GET",
+      "/api/v1/agent/self",
+      undefined,
+      b.agentKey,
+    );
+    expect(self).toMatchObject({ status: 200, body: { deploymentId: b.id, name: "b" } });
+    expect((await fx.api("GET", "/api/v1/agent/self", undefined, "tdm_agent_nope")).status).toBe(401);
+  });
+
   it("refuses another deployment's key with 403 and an unknown key with 401", async () => {
     const cross = await fx.api<{ error: string }>(
       "GET",

@@ -11,10 +11,12 @@ import {
   streamForCatalog,
   streamForCollection,
   type AgentJob,
+  type AgentSelf,
 } from "../../protocol/agentProtocol.js";
+import { hashKey } from "../../catalog/keys.js";
 import { requireAgent } from "../auth.js";
 import type { ServerContext } from "../context.js";
-import { badRequest, conflict } from "../errors.js";
+import { badRequest, conflict, unauthorized } from "../errors.js";
 import { acceptSlice } from "../sliceIntake.js";
 
 type AgentRequest = FastifyRequest<{ Params: { id: string } }>;
@@ -83,6 +85,16 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
     catalog.deployments.touchAgent(record.id);
     return record;
   };
+
+  // Which deployment a key belongs to, so an agent needs only the server URL and its key.
+  app.get("/api/v1/agent/self", async (request): Promise<AgentSelf> => {
+    const header = request.headers.authorization;
+    const key = header?.startsWith("Bearer ") ? header.slice("Bearer ".length).trim() : "";
+    const owner = key ? catalog.deployments.findByAgentKeyHash(hashKey(key)) : undefined;
+    if (!owner) throw unauthorized("agent");
+    catalog.deployments.touchAgent(owner.id);
+    return { deploymentId: owner.id, name: owner.name };
+  });
 
   app.get(`${base}/job`, async (request: AgentRequest) => jobFor(ctx, agent(request)));
 
