@@ -2,7 +2,6 @@ import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { startAgent } from "../agent/agent.js";
-import { createLogger } from "../agent/logger.js";
 import { startEmulator } from "../emulator/server.js";
 import { startServer } from "../server/server.js";
 
@@ -57,7 +56,8 @@ export function demoCommand(): Command {
         agentKey,
         deploymentId: id,
         sourceUri: emulator.uri,
-        log: () => {},
+        // Only what needs attention; the demo's own output says what is going on.
+        logLevel: "warn",
       });
       await postJson(`${deployments}/${id}/backup/start`, adminKey);
       process.stdout.write(
