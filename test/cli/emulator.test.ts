@@ -1,67 +1,21 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { MongoClient } from "mongodb";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { cli, killAll, runCli, waitForLine, type Run } from "../helpers/cli.js";
 
-/*
- * The built CLI (package.json: "bin": {"tidemark": "dist/src/cli/main.js"}, built by
- * `npm run build`), run as a child process the way an operator or CI job would run it.
- */
+/* The built CLI (test/helpers/cli.ts), run as a child process the way an operator would. */
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const cli = path.join(root, "dist/src/cli/main.js");
-
-interface Run {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running: ChildProcess[] = [];
-
-function run(args: string[]): Run {
-  const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-  running.push(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal })),
-  );
-  return { child, stdout: () => stdout, stderr: () => stderr, exited };
-}
+const run = (args: string[]): Run => runCli(args);
 
 /** Resolves with the first line the process prints, or rejects if it exits first. */
-function firstLine(r: Run): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const newline = r.stdout().indexOf("\n");
-      if (newline >= 0) {
-        r.child.stdout!.off("data", check);
-        resolve(r.stdout().slice(0, newline));
-      }
-    };
-    r.child.stdout!.on("data", check);
-    check();
-    void r.exited.then(({ code }) =>
-      reject(new Error(`emulator exited (${code}) before printing: ${r.stderr()}`)),
-    );
-  });
-}
+const firstLine = (r: Run): Promise<string> => waitForLine(r, /./);
 
 beforeAll(() => {
   // test/globalSetup.ts built dist/ for this run.
   expect(existsSync(cli)).toBe(true);
 });
 
-afterEach(() => {
-  for (const child of running.splice(0))
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-});
+afterEach(() => killAll());
 
 describe("tidemark emulator (built CLI)", () => {
   it("--port 0 --json prints the real port; the driver authenticates, writes and reads; SIGTERM exits 0", async () => {

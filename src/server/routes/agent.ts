@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { z } from "zod";
 import type { DeploymentRecord } from "../../catalog/deployments.js";
 import {
   CloneDone,
@@ -16,20 +15,11 @@ import {
 import { hashKey } from "../../catalog/keys.js";
 import { requireAgent } from "../auth.js";
 import type { ServerContext } from "../context.js";
-import { badRequest, conflict, unauthorized } from "../errors.js";
+import { parseBody } from "../parseBody.js";
+import { conflict, unauthorized } from "../errors.js";
 import { acceptSlice } from "../sliceIntake.js";
 
 type AgentRequest = FastifyRequest<{ Params: { id: string } }>;
-
-function parse<T>(schema: z.ZodType<T>, body: unknown): T {
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) {
-    throw badRequest(
-      parsed.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; "),
-    );
-  }
-  return parsed.data;
-}
 
 function assertInitialSync(record: DeploymentRecord): void {
   if (record.state !== "initial_sync") {
@@ -100,14 +90,14 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
 
   app.post(`${base}/heartbeat`, async (request: AgentRequest) => {
     const record = agent(request);
-    catalog.deployments.touchAgent(record.id, parse(Heartbeat, request.body));
+    catalog.deployments.touchAgent(record.id, parseBody(Heartbeat, request.body));
     return { ok: true };
   });
 
   app.post(`${base}/initial-sync/start`, async (request: AgentRequest) => {
     const record = agent(request);
     assertInitialSync(record);
-    const { t0, estimate } = parse(InitialSyncStart, request.body);
+    const { t0, estimate } = parseBody(InitialSyncStart, request.body);
     // A restarted agent may report again; the first T0 of a generation stands.
     if (!record.t0) {
       catalog.deployments.recordT0(record.id, t0, estimate);
@@ -119,7 +109,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
   app.post(`${base}/clone/collection-done`, async (request: AgentRequest) => {
     const record = agent(request);
     assertInitialSync(record);
-    const { namespace, documents } = parse(CollectionDone, request.body);
+    const { namespace, documents } = parseBody(CollectionDone, request.body);
     catalog.cloneProgress.markDone(record.id, record.generation, namespace, documents);
     return { ok: true };
   });
@@ -127,7 +117,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
   app.post(`${base}/initial-sync/clone-done`, async (request: AgentRequest) => {
     const record = agent(request);
     assertInitialSync(record);
-    const { t1 } = parse(CloneDone, request.body);
+    const { t1 } = parseBody(CloneDone, request.body);
     if (!record.cloneCompleteAt) {
       catalog.deployments.recordCloneComplete(record.id, t1);
       ctx.log(`${record.name}: clone complete at T1 ${t1.t}:${t1.i}`);
@@ -137,7 +127,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: ServerContext): v
 
   app.post(`${base}/oplog-gap`, async (request: AgentRequest) => {
     const record = agent(request);
-    const gap = parse(OplogGap, request.body);
+    const gap = parseBody(OplogGap, request.body);
     catalog.deployments.requireResync(record.id, gap.message);
     ctx.log(`${record.name}: oplog gap, resync required: ${gap.message}`);
     return { ok: true };

@@ -4,6 +4,7 @@ import type { DeploymentRecord } from "../../catalog/deployments.js";
 import { generateKey, hashKey } from "../../catalog/keys.js";
 import { requireAdmin } from "../auth.js";
 import type { ServerContext } from "../context.js";
+import { parseBody } from "../parseBody.js";
 import { deploymentView } from "../deploymentView.js";
 import { badRequest, conflict, notFound } from "../errors.js";
 import { deleteDeploymentSlices } from "../sliceCleanup.js";
@@ -18,16 +19,6 @@ const CreateDeployment = z.object({
       "use letters, digits, '.', '_' and '-', starting with a letter or digit",
     ),
 });
-
-function parse<T>(schema: z.ZodType<T>, body: unknown): T {
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) {
-    throw badRequest(
-      parsed.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; "),
-    );
-  }
-  return parsed.data;
-}
 
 /** A deployment by id or, for convenience on the command line, by name. */
 function findDeployment(ctx: ServerContext, idOrName: string): DeploymentRecord {
@@ -45,7 +36,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, ctx: ServerContex
   });
 
   app.post("/api/v1/deployments", async (request, reply) => {
-    const { name } = parse(CreateDeployment, request.body);
+    const { name } = parseBody(CreateDeployment, request.body);
     if (catalog.deployments.findByName(name)) {
       throw conflict("NAME_TAKEN", `a deployment named '${name}' already exists`, "choose another name");
     }
