@@ -72,6 +72,14 @@ describe("emulator CRUD through the official driver", () => {
     expect((await coll.distinct("v")).sort()).toEqual([0, 1, 2, 3, 4, 5, 6]);
   });
 
+  it("accepts a hint that names an index and refuses one that does not (BadValue 2)", async () => {
+    const coll = db().collection<AnyDoc>("batches");
+    expect(await coll.find({ v: 1 }).hint({ _id: 1 }).limit(1).toArray()).toHaveLength(1);
+    expect(await coll.find({ v: 1 }).hint("_id_").limit(1).toArray()).toHaveLength(1);
+    expect(await coll.find({}).hint({ $natural: 1 }).limit(1).toArray()).toHaveLength(1);
+    await expect(coll.find({}).hint({ nope: 1 }).toArray()).rejects.toMatchObject({ code: 2 });
+  });
+
   it("treats numerically equal _id values of different types as the same key", async () => {
     const coll = db().collection<AnyDoc>("numericIds");
     await coll.insertOne({ _id: 1 as unknown as ObjectId });

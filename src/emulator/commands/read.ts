@@ -75,6 +75,7 @@ function find(ctx: CommandContext): Document {
       pipeline.push({ $project: command.projection });
     source = arraySource(runPipeline(namespaceDocuments(deployment, ctx.db, name), pipeline));
   } else if (ns instanceof Collection) {
+    assertHintExists(ns, command.hint);
     source = findSource(deployment, ns, {
       filter: command.filter as Document | undefined,
       sort: command.sort as Document | undefined,
@@ -90,6 +91,22 @@ function find(ctx: CommandContext): Document {
     singleBatch,
     awaitData: command.awaitData === true,
   });
+}
+
+/** A hint must name an existing index (by name or key pattern) or be $natural, as on the server. */
+function assertHintExists(collection: Collection, hint: unknown): void {
+  if (hint === undefined || hint === null) return;
+  if (typeof hint === "object" && Object.keys(hint as Document).length === 0) return;
+  const found =
+    typeof hint === "string"
+      ? collection.indexes.find(hint)
+      : "$natural" in (hint as Document) || collection.indexes.findByKey(hint as Document);
+  if (!found) {
+    throw new CommandError(
+      ErrorCode.BadValue,
+      `error processing query: ns=${collection.ns} planner returned error :: caused by :: hint provided does not correspond to an existing index`,
+    );
+  }
 }
 
 async function getMore(ctx: CommandContext): Promise<Document> {
