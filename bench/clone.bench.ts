@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startServer } from "../src/server/server.js";
 import type { DeploymentView } from "../src/server/deploymentView.js";
-import { CLI_PATH, rssOf } from "./emulatorProcess.js";
+import { CLI_PATH, childNodeFlags, rssOf } from "./emulatorProcess.js";
 import { round, type Figure } from "./figures.js";
 
 const ADMIN_KEY = "bench-admin-key-0123456789";
@@ -38,6 +38,7 @@ export async function cloneBench(options: {
   const agent = spawn(
     process.execPath,
     [
+      ...childNodeFlags(),
       CLI_PATH,
       "agent",
       "--server",

@@ -14,6 +14,14 @@ export function rssOf(pid: number): number {
 
 export const CLI_PATH = CLI;
 
+/**
+ * Node flags for the emulator and agent processes, from TIDEMARK_BENCH_NODE_FLAGS (space
+ * separated), to profile them: e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" or "--trace-gc".
+ */
+export function childNodeFlags(): string[] {
+  return (process.env.TIDEMARK_BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+}
+
 export interface EmulatorProcess {
   uri: string;
   child: ChildProcess;
@@ -27,9 +35,13 @@ export interface EmulatorProcess {
  * benchmark's driver work and the emulator's do not share one event loop or one heap.
  */
 export async function startEmulatorProcess(args: string[] = []): Promise<EmulatorProcess> {
-  const child = spawn(process.execPath, [CLI, "emulator", "--port", "0", "--json", ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    [...childNodeFlags(), CLI, "emulator", "--port", "0", "--json", ...args],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   const lines = createInterface({ input: child.stdout! });
   const first = await new Promise<string>((resolve, reject) => {
     lines.once("line", resolve);

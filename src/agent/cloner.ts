@@ -1,10 +1,11 @@
-import type { FindCursor, MongoClient } from "mongodb";
+import type { MongoClient } from "mongodb";
 import type { Codec } from "../slice/codecs.js";
 import { streamForCollection } from "../protocol/agentProtocol.js";
 import { Backoff, sleep, throwIfStopped, type BackoffOptions } from "./backoff.js";
 import { StoppedError, isStopped } from "./errors.js";
 import { describeError, silentLogger, type Logger } from "./logger.js";
 import { parseExtendedJson, readIdDocument } from "./rawBson.js";
+import { RawFindCursor } from "./rawFind.js";
 import { filtersAfter } from "./resumeFilter.js";
 import type { SliceSink } from "./sliceSink.js";
 import { SliceStream } from "./sliceStream.js";
@@ -63,10 +64,10 @@ export class CloneIncompleteError extends Error {
 
 /**
  * Clones collections into document slices: `parallelism` collections at once, each read in `_id`
- * order (`sort {_id: 1}`, `hint {_id: 1}`, raw BSON batches) into its own stream
- * `documents/<db>.<coll>`. A collection resumes after its last acknowledged `_id`; a cursor lost
- * mid-way (connection cut, cursor killed) is re-opened after the last document put into the slice
- * builder, so nothing is read twice or skipped.
+ * order (`sort {_id: 1}`, `hint {_id: 1}`, raw BSON batches from the primary, see RawFindCursor)
+ * into its own stream `documents/<db>.<coll>`. A collection resumes after its last acknowledged
+ * `_id`; a cursor lost mid-way (connection cut, cursor killed) is re-opened after the last document
+ * put into the slice builder, so nothing is read twice or skipped.
  */
 export class Cloner {
   private readonly log: Logger;
@@ -141,27 +142,27 @@ export class Cloner {
     });
     const backoff = new Backoff(this.options.backoff);
     try {
-      const collection = client.db(task.db).collection(task.collection);
       // The ranges still to read, in _id order; recomputed from the last document read after a
       // lost cursor, so the clone continues right after it.
       let ranges = filtersAfter(lastId);
       while (ranges.length > 0) {
         throwIfStopped(signal);
-        const cursor = collection.find(ranges[0], {
+        const cursor = new RawFindCursor(client, task.db, task.collection, {
+          filter: ranges[0],
           sort: { _id: 1 },
           hint: { _id: 1 },
-          raw: true,
-          ...(this.options.batchSize ? { batchSize: this.options.batchSize } : {}),
-        }) as unknown as FindCursor<Uint8Array>;
+          batchSize: this.options.batchSize,
+          signal,
+        });
         const closeOnAbort = () => void cursor.close().catch(() => {});
         signal?.addEventListener("abort", closeOnAbort, { once: true });
         try {
-          for await (const raw of cursor) {
-            // A copy: the driver's raw document is a view into the whole reply.
-            const doc = Buffer.from(raw);
-            lastId = readIdDocument(doc)._id;
-            await stream.add(doc);
-            this.documentsSent++;
+          let batch: Buffer[] | undefined;
+          while ((batch = await cursor.nextBatch())) {
+            if (batch.length === 0) continue;
+            await stream.addAll(batch);
+            lastId = readIdDocument(batch[batch.length - 1])._id;
+            this.documentsSent += batch.length;
             backoff.reset();
           }
           ranges = ranges.slice(1);

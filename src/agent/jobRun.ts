@@ -51,7 +51,12 @@ export type RunOutcome =
   | { kind: "fatal"; error: ConfigurationError }
   | { kind: "failed"; error: Error };
 
-/** The default bound on slice bytes in flight: two slices per stream that can run at once. */
+/**
+ * The default bound on slice bytes in flight: two slices per stream that can run at once. The
+ * agent's memory as a whole is bounded by its settings, never by the data: this, plus per stream
+ * a SliceBuilder buffer of at most 3 × the slice size (SliceStream), plus per clone cursor two raw
+ * replies of about 8 MiB (RawFindCursor), plus one body being compressed at a time.
+ */
 export function defaultMaxBytesInFlight(sliceBytes: number, cloneParallelism: number): number {
   return 2 * sliceBytes * (cloneParallelism + 1);
 }

@@ -125,7 +125,7 @@ export class OplogTailer {
             await this.flushIfDue(flushMs);
             continue;
           }
-          const entry = Buffer.from(raw); // a copy: the driver's raw document is a view into the whole reply
+          const entry = raw; // a view into the driver's reply: the slice builder copies what it keeps
           const ts = readOpTime(entry);
           if (!ts) throw new Error("an oplog entry has no ts");
           if (first) {

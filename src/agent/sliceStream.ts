@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { Codec } from "../slice/codecs.js";
 import { readSliceHeader, type SliceKind } from "../slice/format.js";
 import { SliceBuilder } from "../slice/sliceBuilder.js";
@@ -15,6 +16,9 @@ export interface SliceStreamOptions {
   /** Sequence number of the next slice (the job's nextSequence for this stream). */
   firstSequence: number;
 }
+
+/** Bytes of documents added between two turns of the event loop, in addAll. */
+const YIELD_BYTES = 1024 * 1024;
 
 /**
  * One stream of slices: documents go into a SliceBuilder, and every slice it cuts goes to the
@@ -35,6 +39,9 @@ export class SliceStream {
       codec: options.codec,
       targetBytes: options.targetBytes,
       firstSequence: options.firstSequence,
+      // Several streams build at once (clone parallelism + the oplog); 3 × the slice size each
+      // keeps the agent's memory bounded while still cutting well-filled slices at usual ratios.
+      maxBufferedBytes: options.targetBytes * 3,
     });
   }
 
@@ -62,12 +69,31 @@ export class SliceStream {
   }
 
   /**
-   * Adds one raw document. The builder keeps it by reference until its slice is cut, so pass a
-   * buffer of its own (not a view into a driver reply, which would keep the whole reply alive).
+   * Adds one raw document. The builder copies it, so it may be a view into a driver reply (nothing
+   * of the reply is kept).
    */
-  async add(raw: Buffer): Promise<void> {
+  async add(raw: Uint8Array): Promise<void> {
     this.documentsAdded++;
     await this.send(this.builder.add(raw));
+  }
+
+  /**
+   * Adds a batch of raw documents (copied, as by add). Yields to the event loop after about every
+   * MiB, so I/O goes on while a large batch is sliced: the request for the next batch goes out,
+   * replies and acknowledgements come in.
+   */
+  async addAll(documents: readonly Uint8Array[]): Promise<void> {
+    let sinceYield = 0;
+    for (const raw of documents) {
+      this.documentsAdded++;
+      const slices = this.builder.add(raw);
+      if (slices.length > 0) await this.send(slices);
+      sinceYield += raw.length;
+      if (sinceYield >= YIELD_BYTES) {
+        sinceYield = 0;
+        await nextTurn();
+      }
+    }
   }
 
   /** Cuts whatever is buffered into a slice (nothing if the builder is empty). */

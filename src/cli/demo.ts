@@ -1,9 +1,6 @@
 import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
-import { startAgent } from "../agent/agent.js";
-import { startEmulator } from "../emulator/server.js";
-import { startServer } from "../server/server.js";
 
 function port(value: string): number {
   const parsed = Number(value);
@@ -41,6 +38,12 @@ export function demoCommand(): Command {
       "\nExample:\n  $ tidemark demo            # then, in another shell: tidemark deployments show demo",
     )
     .action(async (opts: { dataDir: string; port: number; mongoPort: number }) => {
+      // Loaded when run, not by main.ts: every command would pay for all of Tidemark's modules.
+      const [{ startAgent }, { startEmulator }, { startServer }] = await Promise.all([
+        import("../agent/agent.js"),
+        import("../emulator/server.js"),
+        import("../server/server.js"),
+      ]);
       // The emulator keeps its data in memory, so the demo's backup starts fresh every time too.
       const dataDir = resolve(join(opts.dataDir, "demo"));
       rmSync(dataDir, { recursive: true, force: true });

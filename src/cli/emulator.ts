@@ -1,5 +1,4 @@
 import { Command, InvalidArgumentError } from "commander";
-import { startEmulator } from "../emulator/server.js";
 
 function positiveInteger(value: string): number {
   const parsed = Number(value);
@@ -35,6 +34,8 @@ Examples:
   $ mongosh "mongodb://127.0.0.1:27017/?replicaSet=rs0"`,
     )
     .action(async (opts) => {
+      // Loaded when run, not by main.ts: every command would pay for the emulator's modules.
+      const { startEmulator } = await import("../emulator/server.js");
       const emulator = await startEmulator({
         host: opts.host,
         port: opts.port,

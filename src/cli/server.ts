@@ -1,6 +1,5 @@
 import { Command, InvalidArgumentError } from "commander";
-import { loadConfigFile, type ServerConfigInput } from "../server/options.js";
-import { startServer } from "../server/server.js";
+import type { ServerConfigInput } from "../server/options.js";
 
 function port(value: string): number {
   const parsed = Number(value);
@@ -64,6 +63,9 @@ Examples:
   $ tidemark server --oplog-store s3://backups/tidemark --s3-endpoint http://127.0.0.1:9000 --s3-force-path-style`,
     )
     .action(async (opts: ServerCliOptions) => {
+      // Loaded when run, not by main.ts: every command would pay for the server's modules.
+      const { loadConfigFile } = await import("../server/options.js");
+      const { startServer } = await import("../server/server.js");
       const fromFile: ServerConfigInput = opts.config ? loadConfigFile(opts.config) : {};
       const s3 = { ...(fromFile.s3 ?? {}) };
       if (opts.s3Endpoint) s3.endpoint = opts.s3Endpoint;

@@ -6,7 +6,7 @@ import { WireProtocolError } from "../wire/errors.js";
 import { readHeader } from "../wire/header.js";
 import { MessageStream } from "../wire/messageStream.js";
 import { OpCode, OpMsgFlag } from "../wire/opcodes.js";
-import { parseOpMsg, serializeOpMsg } from "../wire/opMsg.js";
+import { opMsgPrefix, parseOpMsg } from "../wire/opMsg.js";
 import { parseOpQuery, serializeOpReply } from "../wire/opQuery.js";
 import type { ScramConversation } from "./auth/scram.js";
 import { dispatchCommand } from "./commands/dispatch.js";
@@ -95,7 +95,8 @@ export class ClientConnection {
       header = readHeader(message);
       compressed = true;
     }
-    let reply: Buffer | undefined;
+    // The reply's buffers, written back to back: an OP_MSG body is not copied behind its prefix.
+    let reply: Buffer[];
     if (header.opCode === OpCode.OP_MSG) {
       const request = parseOpMsg(message);
       const body = deserializeBody(request.body);
@@ -106,7 +107,8 @@ export class ClientConnection {
         this.runAfterReply(); // unacknowledged write: no reply
         return;
       }
-      reply = serializeOpMsg(nextResponseId++, header.requestId, serializeWithRaw(response));
+      const replyBody = serializeWithRaw(response);
+      reply = [opMsgPrefix(nextResponseId++, header.requestId, replyBody.length), replyBody];
     } else if (header.opCode === OpCode.OP_QUERY) {
       const request = parseOpQuery(message);
       if (!request.fullCollectionName.endsWith(".$cmd")) {
@@ -118,7 +120,7 @@ export class ClientConnection {
       if (body.$query && typeof body.$query === "object") body = body.$query as Document;
       const db = request.fullCollectionName.slice(0, -".$cmd".length);
       const response = await dispatchCommand(this.deployment, this, db, body, request.query, new Map());
-      reply = serializeOpReply(nextResponseId++, header.requestId, [serializeWithRaw(response)]);
+      reply = [serializeOpReply(nextResponseId++, header.requestId, [serializeWithRaw(response)])];
     } else {
       throw new WireProtocolError(`unsupported opcode ${header.opCode}`);
     }
@@ -126,8 +128,11 @@ export class ClientConnection {
       this.runAfterReply();
       return;
     }
-    if (compressed && this.compressor) reply = compressMessage(reply, this.compressor);
-    this.socket.write(reply, () => this.runAfterReply());
+    if (compressed && this.compressor) reply = [compressMessage(Buffer.concat(reply), this.compressor)];
+    this.socket.cork();
+    for (let i = 0; i < reply.length - 1; i++) this.socket.write(reply[i]);
+    this.socket.write(reply[reply.length - 1], () => this.runAfterReply());
+    this.socket.uncork();
   }
 }
 

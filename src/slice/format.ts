@@ -12,7 +12,7 @@ import {
   type Document,
 } from "bson";
 import { compress, decompress, isCodec, type Codec } from "./codecs.js";
-import { checkWholeDocument, countDocuments, splitDocuments } from "./documentChain.js";
+import { checkWholeDocument, countDocuments, documentSpans, splitDocuments } from "./documentChain.js";
 import { corruptSlice, SliceError } from "./errors.js";
 import { oplogTimestamp, topLevelField } from "./rawFields.js";
 
@@ -168,11 +168,53 @@ export function encodeSlice(
 ): Buffer {
   documents.forEach((doc, index) => checkWholeDocument(doc, index));
   const body = Buffer.concat(documents);
+  return encodeBody(
+    fields,
+    body,
+    documents.length,
+    documents[0],
+    documents[documents.length - 1],
+    codec,
+    options,
+  );
+}
+
+/**
+ * Like encodeSlice, for documents already concatenated (what SliceBuilder collects), so they are
+ * not copied again. The length prefixes are walked to count the documents and find the first and
+ * last; SliceError MALFORMED_BSON if they do not chain exactly to the end of `body`. Nothing of
+ * `body` is kept: the slice is a new buffer, whatever the codec.
+ */
+export function encodeSliceBody(
+  fields: SliceHeaderFields,
+  body: Buffer,
+  codec: Codec = "zstd",
+  options: EncodeOptions = {},
+): Buffer {
+  let count = 0;
+  let first: Uint8Array | undefined;
+  let lastStart = 0;
+  for (const [start, end] of documentSpans(body)) {
+    if (count === 0) first = body.subarray(start, end);
+    lastStart = start;
+    count++;
+  }
+  const last = count > 0 ? body.subarray(lastStart) : undefined;
+  return encodeBody(fields, body, count, first, last, codec, options);
+}
+
+function encodeBody(
+  fields: SliceHeaderFields,
+  body: Buffer,
+  count: number,
+  first: Uint8Array | undefined,
+  last: Uint8Array | undefined,
+  codec: Codec,
+  options: EncodeOptions,
+): Buffer {
   const compressed = compress(codec, body);
   const trackOptimes = options.trackOptimes ?? fields.kind === "oplog";
   const trackLastId = options.trackLastId ?? fields.kind === "documents";
-  const first = documents[0];
-  const last = documents[documents.length - 1];
   const header: SliceHeader = {
     kind: fields.kind,
     deployment: fields.deployment,
@@ -180,9 +222,9 @@ export function encodeSlice(
     sequence: fields.sequence,
     namespace: fields.namespace,
     firstTs: fields.firstTs ?? (trackOptimes && first ? oplogTimestamp(first, 0) : undefined),
-    lastTs: fields.lastTs ?? (trackOptimes && last ? oplogTimestamp(last, documents.length - 1) : undefined),
+    lastTs: fields.lastTs ?? (trackOptimes && last ? oplogTimestamp(last, count - 1) : undefined),
     lastId: fields.lastId ?? (trackLastId && last ? topLevelField(last, "_id") : undefined),
-    count: documents.length,
+    count,
     uncompressedSize: body.length,
     compressedSize: compressed.length,
     codec,

@@ -566,6 +566,21 @@ describe("local.oplog.rs entries, field by field against real MongoDB entries", 
       expect(deserialize(serialize(drop.o2))).toEqual(deserialize(serialize(spec!)));
     });
 
+    it("collMod of index options: the option moves to the end of the spec; hidden: false removes it", async () => {
+      // mongod's catalog entry rewrites the spec without the option and appends it again, only
+      // when true for hidden/unique/prepareUnique (IndexMetaData::updateHiddenSetting and
+      // updateTTLSetting in bson_collection_catalog_entry.cpp).
+      const coll = plain.db("idx").collection<AnyDoc>("moved");
+      await coll.createIndex({ g: 1 }, { name: "g_1", expireAfterSeconds: 100 });
+      await plain.db("idx").command({ collMod: "moved", index: { name: "g_1", hidden: true } });
+      await plain.db("idx").command({ collMod: "moved", index: { name: "g_1", expireAfterSeconds: 200 } });
+      let spec = (await coll.listIndexes().toArray()).find((i) => i.name === "g_1")!;
+      expect(Object.keys(spec)).toEqual(["v", "key", "name", "hidden", "expireAfterSeconds"]);
+      await plain.db("idx").command({ collMod: "moved", index: { name: "g_1", hidden: false } });
+      spec = (await coll.listIndexes().toArray()).find((i) => i.name === "g_1")!;
+      expect(Object.keys(spec)).toEqual(["v", "key", "name", "expireAfterSeconds"]);
+    });
+
     it("collMod of collection options: o2.collectionOptions_old holds all the old options and the uuid", async () => {
       const db = plain.db("ddl");
       await db.createCollection("modded", { validator: { a: 1 }, validationLevel: "strict" });

@@ -8,6 +8,7 @@ import {
   assembleSlice,
   decodeSlice,
   encodeSlice,
+  encodeSliceBody,
   readSliceHeader,
   sha256,
   type SliceHeader,
@@ -246,6 +247,26 @@ describe("round trips", () => {
 
   it("refuses oplog entries without ts", () => {
     expect(errorCode(() => encodeSlice(oplogFields, fixtureDocuments(SAMPLE)))).toBe("MALFORMED_BSON");
+  });
+
+  it("encodeSliceBody makes the same slice from the concatenated documents, and keeps none of them", () => {
+    for (const [fields, file] of [
+      [documentsFields, SAMPLE],
+      [oplogFields, OPLOG_50],
+    ] as const) {
+      for (const codec of CODECS) {
+        const body = Buffer.from(fixtureBytes(file));
+        const slice = encodeSliceBody(fields, body, codec);
+        expect(slice.equals(encodeSlice(fields, fixtureDocuments(file), codec))).toBe(true);
+        body.fill(0); // the caller reuses its buffer: the slice must not change
+        expect(decodeSlice(slice).body.equals(fixtureBytes(file))).toBe(true);
+      }
+    }
+    expect(readSliceHeader(encodeSliceBody(documentsFields, Buffer.alloc(0))).count).toBe(0);
+    const doc = fixtureDocuments(SAMPLE)[0];
+    expect(errorCode(() => encodeSliceBody(documentsFields, Buffer.concat([doc, doc.subarray(0, 9)])))).toBe(
+      "MALFORMED_BSON",
+    );
   });
 });
 

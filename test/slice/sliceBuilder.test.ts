@@ -49,9 +49,11 @@ function run(documents: Buffer[], options: Partial<SliceBuilderOptions> = {}): R
     slices.push(...builder.add(doc));
     maxBuffered = Math.max(maxBuffered, builder.bufferedBytes);
     expect(builder.bufferedBytes).toBeLessThanOrEqual(builder.maxBufferedBytes);
+    expect(builder.retainedBytes).toBeLessThanOrEqual(builder.maxBufferedBytes);
   }
   slices.push(...builder.flush());
   expect(builder.bufferedBytes).toBe(0);
+  expect(builder.retainedBytes).toBe(0);
   expect(builder.flush()).toEqual([]);
   return { slices, maxBuffered, builder };
 }
@@ -223,6 +225,25 @@ describe("SliceBuilder", () => {
       expectAllWithinTarget(slices);
       expectComplete(slices, documents);
     }
+  });
+
+  it("copies documents: views into a reused buffer come out intact, and the buffer is not kept", () => {
+    const documents = Array.from({ length: 400 }, (_, i) => compressible(i));
+    const builder = new SliceBuilder({
+      kind: "documents",
+      deployment: "dep-1",
+      stream: "documents/shop.orders",
+      targetBytes: TARGET,
+    });
+    const slices: Buffer[] = [];
+    const reply = Buffer.alloc(64 * 1024); // like a driver reply: documents are views into it
+    for (const doc of documents) {
+      doc.copy(reply, 100);
+      slices.push(...builder.add(reply.subarray(100, 100 + doc.length)));
+      reply.fill(0xee);
+    }
+    slices.push(...builder.flush());
+    expectComplete(slices, documents);
   });
 
   it("refuses bytes that are not one BSON document", () => {

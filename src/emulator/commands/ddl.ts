@@ -323,7 +323,11 @@ function collMod(ctx: CommandContext): Document {
       result[`${key}_new`] = change[key];
       if (old !== undefined) indexOptionsOld[key] = asLogged(old);
       index[key] = asLogged(change[key]);
-      spec[key] = asLogged(change[key]);
+      // mongod's catalog entry removes the option and appends it at the end, and keeps hidden,
+      // unique and prepareUnique only when true (IndexMetaData::update*Setting,
+      // bson_collection_catalog_entry.cpp), so listIndexes shows no `hidden: false`.
+      delete spec[key];
+      if (key === "expireAfterSeconds" || change[key] === true) spec[key] = asLogged(change[key]);
     }
     o.index = index;
     o2.indexOptions_old = indexOptionsOld;

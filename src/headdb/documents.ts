@@ -1,0 +1,74 @@
+/**
+ * The documents of every collection, keyed by collection UUID + order-preserving `_id` key, so a
+ * collection is one range of the store in MongoDB's `_id` order. Values are the documents' raw
+ * BSON exactly as the deployment stored them (clone batches and oplog `o` fields are copied, not
+ * re-encoded).
+ */
+import type { Binary } from "bson";
+import type { Database } from "lmdb";
+import type { HeadEnvironment } from "./environment.js";
+import { documentKey, idKeyOf, idKeyPart, prefixRange, uuidBytes } from "./keys.js";
+
+/**
+ * Removes every key of a range, a bounded chunk of keys at a time: keys are collected before they
+ * are removed (removing under a cursor that walks the same range is unsafe), and a collection can
+ * be larger than memory.
+ */
+export function removeRange(store: Database<Buffer, Buffer>, range: { start: Buffer; end?: Buffer }): number {
+  let removed = 0;
+  for (;;) {
+    const keys = [...store.getKeys({ ...range, limit: 10_000 })];
+    if (keys.length === 0) return removed;
+    for (const key of keys) store.removeSync(key);
+    removed += keys.length;
+  }
+}
+
+export interface StoredDocument {
+  /** The `_id` key (without the UUID prefix). */
+  idKey: Buffer;
+  raw: Buffer;
+}
+
+export class Documents {
+  constructor(private readonly env: HeadEnvironment) {}
+
+  get(uuid: Binary | Uint8Array, idKey: Uint8Array): Buffer | undefined {
+    return this.env.stores.documents.get(documentKey(uuidBytes(uuid), idKey));
+  }
+
+  /** Inserts or replaces the document with the same `_id`; returns its `_id` key. */
+  put(uuid: Binary | Uint8Array, raw: Uint8Array): Buffer {
+    const idKey = idKeyOf(raw);
+    this.putWithKey(uuid, idKey, raw);
+    return idKey;
+  }
+
+  /** As `put`, when the caller already has the `_id` key. */
+  putWithKey(uuid: Binary | Uint8Array, idKey: Uint8Array, raw: Uint8Array): void {
+    this.env.assertWriting("putting a document");
+    this.env.stores.documents.putSync(documentKey(uuidBytes(uuid), idKey), Buffer.from(raw));
+  }
+
+  /** Deletes one document; false if there was none. */
+  delete(uuid: Binary | Uint8Array, idKey: Uint8Array): boolean {
+    this.env.assertWriting("deleting a document");
+    return this.env.stores.documents.removeSync(documentKey(uuidBytes(uuid), idKey));
+  }
+
+  /** Deletes every document of a collection; returns how many there were. */
+  truncate(uuid: Binary | Uint8Array): number {
+    this.env.assertWriting("truncating a collection");
+    return removeRange(this.env.stores.documents, prefixRange(uuidBytes(uuid)));
+  }
+
+  /** The documents of a collection in `_id` order. */
+  *scan(uuid: Binary | Uint8Array): Generator<StoredDocument> {
+    for (const { key, value } of this.env.stores.documents.getRange(prefixRange(uuidBytes(uuid))))
+      yield { idKey: Buffer.from(idKeyPart(key)), raw: value };
+  }
+
+  count(uuid: Binary | Uint8Array): number {
+    return this.env.stores.documents.getCount(prefixRange(uuidBytes(uuid)));
+  }
+}
