@@ -1,4 +1,5 @@
 import type { Catalog } from "../catalog/index.js";
+import type { Daemon } from "../daemon/daemon.js";
 import type { OplogStore } from "../oplogstore/oplogStore.js";
 import type { ServerConfig } from "./options.js";
 
@@ -8,4 +9,6 @@ export interface ServerContext {
   store: OplogStore;
   config: ServerConfig;
   log: (line: string) => void;
+  /** The backup daemon, unless started with `daemon: false`. */
+  daemon?: Daemon;
 }

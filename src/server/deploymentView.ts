@@ -2,6 +2,7 @@ import type { Catalog } from "../catalog/index.js";
 import { PHASES, type DeploymentRecord, type Phase } from "../catalog/deployments.js";
 import type { JobState, OpTimeJson } from "../protocol/agentProtocol.js";
 import { OPLOG_STREAM } from "../protocol/agentProtocol.js";
+import type { Daemon } from "../daemon/daemon.js";
 
 export interface PhaseView {
   name: Phase;
@@ -28,7 +29,9 @@ export interface DeploymentView {
   };
   initialSync: { t0: OpTimeJson | null; cloneCompleteAt: OpTimeJson | null };
   oplog: { lastTs: OpTimeJson | null };
-  head: { appliedTs: OpTimeJson | null; lagSeconds: number | null };
+  head: { appliedTs: OpTimeJson | null; lagSeconds: number | null; missing: number | null };
+  /** The backup daemon's error for this deployment: its work stopped there. */
+  daemon: { error: string | null };
   slices: {
     documents: { count: number; bytes: number; documents: number };
     oplog: { count: number; bytes: number; entries: number };
@@ -48,7 +51,7 @@ function phaseStatus(record: DeploymentRecord, phase: Phase): PhaseView["status"
   return "running";
 }
 
-export function deploymentView(record: DeploymentRecord, catalog: Catalog): DeploymentView {
+export function deploymentView(record: DeploymentRecord, catalog: Catalog, daemon?: Daemon): DeploymentView {
   const totals = catalog.slices.totals(record.id, record.generation);
   const oplogHead = catalog.slices
     .streamHeads(record.id, record.generation)
@@ -70,6 +73,17 @@ export function deploymentView(record: DeploymentRecord, catalog: Catalog): Depl
   transferring.total = record.estimate ? Math.max(record.estimate.bytes, transferred) : null;
   // The clone can end before the daemon takes over the phase; it is done all the same.
   if (record.cloneCompleteAt && transferring.status === "running") transferring.status = "done";
+  const head = daemon?.status(record.id);
+  const building = phases[2];
+  building.unit = "slices";
+  building.done = head?.documentsSlicesInserted ?? 0;
+  building.total = totals.documents.count;
+  const applying = phases[3];
+  applying.unit = "slices";
+  applying.done = head?.oplogSlicesApplied ?? 0;
+  applying.total = totals.oplog.count;
+  const appliedTs = head?.appliedTs ?? null;
+  const newest = oplogHead?.lastTs ?? null;
   const info = record.agentInfo ?? {};
   return {
     id: record.id,
@@ -87,7 +101,12 @@ export function deploymentView(record: DeploymentRecord, catalog: Catalog): Depl
     },
     initialSync: { t0: record.t0, cloneCompleteAt: record.cloneCompleteAt },
     oplog: { lastTs: oplogHead?.lastTs ?? null },
-    head: { appliedTs: null, lagSeconds: null },
+    head: {
+      appliedTs,
+      lagSeconds: appliedTs && newest ? Math.max(0, newest.t - appliedTs.t) : null,
+      missing: head?.missing ?? null,
+    },
+    daemon: { error: head?.error ?? null },
     slices: {
       documents: {
         count: totals.documents.count,

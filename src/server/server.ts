@@ -1,6 +1,7 @@
 import { join, resolve } from "node:path";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Catalog } from "../catalog/index.js";
+import { Daemon } from "../daemon/daemon.js";
 import { openOplogStore } from "../oplogstore/open.js";
 import { ensureAdminKey } from "./adminKey.js";
 import type { ServerContext } from "./context.js";
@@ -13,6 +14,8 @@ export interface StartServerOptions extends ServerConfigInput {
   /** The admin key to set on first start (else TIDEMARK_ADMIN_KEY, else a generated one). */
   adminKey?: string;
   log?: (line: string) => void;
+  /** Run the backup daemon (default false until its shutdown under load is fixed; see issue 5). */
+  daemon?: boolean;
 }
 
 export interface RunningServer {
@@ -57,7 +60,12 @@ function buildApp(ctx: ServerContext): FastifyInstance {
 
 /** Starts `tidemark server`: the catalog and oplog store in the data directory, and the HTTP API. */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
-  const { adminKey, log = (line: string) => process.stderr.write(`${line}\n`), ...input } = options;
+  const {
+    adminKey,
+    log = (line: string) => process.stderr.write(`${line}\n`),
+    daemon: runDaemon = false,
+    ...input
+  } = options;
   const config = parseServerConfig(input);
   const dataDir = resolve(config.dataDir);
   const catalog = Catalog.open(join(dataDir, "catalog.sqlite"));
@@ -67,10 +75,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     maxBytes: config.oplogStoreMaxBytes,
     s3: config.s3,
   });
-  const ctx: ServerContext = { catalog, store, config, log };
+  const daemon = runDaemon ? new Daemon({ catalog, store, dataDir, log }) : undefined;
+  const ctx: ServerContext = { catalog, store, config, log, daemon };
   const app = buildApp(ctx);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
+  daemon?.start();
   const port = typeof address === "object" && address ? address.port : config.port;
   log(
     `tidemark server listening on http://${config.host}:${port} (data ${dataDir}, oplog store ${store.location})`,
@@ -83,6 +93,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     context: ctx,
     async stop() {
       await app.close();
+      await daemon?.stop();
       await store.close();
       catalog.close();
     },

@@ -36,6 +36,8 @@ describe("server with an S3 oplog store (s3rver over HTTP)", () => {
       oplogStore: "s3://backups/tidemark",
       s3: { endpoint: s3rver.endpoint, region: "us-east-1", forcePathStyle: true, ...S3RVER_CREDENTIALS },
       sliceMb: 0.02,
+      // This test is about the S3 store; the daemon has its own test (test/daemon).
+      daemon: false,
       oplogFlushSeconds: 0.3,
     });
   });

@@ -48,11 +48,11 @@ export function registerDeploymentRoutes(app: FastifyInstance, ctx: ServerContex
   });
 
   app.get("/api/v1/deployments", async () => ({
-    deployments: catalog.deployments.list().map((record) => deploymentView(record, catalog)),
+    deployments: catalog.deployments.list().map((record) => deploymentView(record, catalog, ctx.daemon)),
   }));
 
   app.get("/api/v1/deployments/:id", async (request: WithId) =>
-    deploymentView(findDeployment(ctx, request.params.id), catalog),
+    deploymentView(findDeployment(ctx, request.params.id), catalog, ctx.daemon),
   );
 
   app.get(
@@ -105,7 +105,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, ctx: ServerContex
         );
     }
     ctx.log(`backup of ${record.name} started`);
-    return deploymentView(catalog.deployments.get(record.id)!, catalog);
+    return deploymentView(catalog.deployments.get(record.id)!, catalog, ctx.daemon);
   });
 
   app.post("/api/v1/deployments/:id/backup/stop", async (request: WithId) => {
@@ -116,7 +116,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, ctx: ServerContex
     } else if (record.state !== "stopped") {
       throw conflict("NOT_RUNNING", `the backup of '${record.name}' is ${record.state}, not running`);
     }
-    return deploymentView(catalog.deployments.get(record.id)!, catalog);
+    return deploymentView(catalog.deployments.get(record.id)!, catalog, ctx.daemon);
   });
 
   app.post("/api/v1/deployments/:id/backup/resync", async (request: WithId) => {
@@ -127,7 +127,7 @@ export function registerDeploymentRoutes(app: FastifyInstance, ctx: ServerContex
     const updated = catalog.deployments.get(record.id)!;
     await deleteDeploymentSlices(ctx, record.id, updated.generation);
     ctx.log(`backup of ${record.name} resynced: generation ${updated.generation}`);
-    return deploymentView(updated, catalog);
+    return deploymentView(updated, catalog, ctx.daemon);
   });
 
   app.delete("/api/v1/deployments/:id", async (request: WithId) => {
@@ -135,6 +135,6 @@ export function registerDeploymentRoutes(app: FastifyInstance, ctx: ServerContex
     catalog.deployments.setState(record.id, "terminated", null);
     await deleteDeploymentSlices(ctx, record.id);
     ctx.log(`deployment ${record.name} terminated; its slices are deleted`);
-    return deploymentView(catalog.deployments.get(record.id)!, catalog);
+    return deploymentView(catalog.deployments.get(record.id)!, catalog, ctx.daemon);
   });
 }

@@ -1,0 +1,265 @@
+/**
+ * One deployment's share of the daemon: its head database and the phases after the clone
+ * (DESIGN.md "Initial sync"): building → applying_oplogs → fetching_missing_documents →
+ * creating_indexes → complete, then continuous backup. Every step that changes the head database
+ * stores the slice cursor and phase state in the same transaction, so a restart resumes exactly.
+ */
+import { rmSync } from "node:fs";
+import { EJSON, UUID } from "bson";
+import type { Catalog } from "../catalog/index.js";
+import type { DeploymentRecord } from "../catalog/deployments.js";
+import type { SliceRecord } from "../catalog/slices.js";
+import { deserializeExact, HeadDatabase, idKeyOf } from "../headdb/index.js";
+import type { OpTime } from "../headdb/resumeState.js";
+import { OplogApplier } from "../oplog/apply/index.js";
+import type { OplogStore } from "../oplogstore/oplogStore.js";
+import {
+  OPLOG_STREAM,
+  streamForCatalog,
+  streamForCollection,
+  streamForMissing,
+  type OpTimeJson,
+} from "../protocol/agentProtocol.js";
+import { decodePhaseState, encodePhaseState, type MissingFetch, type PhaseState } from "./phaseState.js";
+import { readSliceDocuments } from "./sliceReader.js";
+
+export interface HeadStatus {
+  appliedTs: OpTimeJson | null;
+  /** Documents slices inserted, oplog slices applied. */
+  documentsSlicesInserted: number;
+  oplogSlicesApplied: number;
+  missing: number;
+  indexes: number | null;
+  error: string | null;
+}
+
+export function toOpTimeJson(optime: OpTime | undefined): OpTimeJson | null {
+  return optime ? { t: optime.ts.t, i: optime.ts.i } : null;
+}
+
+export function compareOpTimeJson(a: OpTimeJson, b: OpTimeJson): number {
+  return a.t !== b.t ? a.t - b.t : a.i - b.i;
+}
+
+export class DeploymentWorker {
+  private head: HeadDatabase;
+  private applier: OplogApplier;
+  error: string | null = null;
+
+  constructor(
+    private readonly deploymentId: string,
+    private readonly path: string,
+    private readonly catalog: Catalog,
+    private readonly store: OplogStore,
+    private readonly log: (line: string) => void,
+  ) {
+    this.head = HeadDatabase.open({ path });
+    this.applier = new OplogApplier(this.head);
+  }
+
+  /** The head database (for verification and tests: read it, never write to it). */
+  get headDatabase(): HeadDatabase {
+    return this.head;
+  }
+
+  async close(): Promise<void> {
+    await this.head.close();
+  }
+
+  private get state(): PhaseState | undefined {
+    return decodePhaseState(this.head.state.phaseState());
+  }
+
+  status(): HeadStatus {
+    let documentsSlicesInserted = 0;
+    for (const [stream, sequence] of this.head.state.sliceCursors())
+      if (stream.startsWith("documents/")) documentsSlicesInserted += sequence + 1;
+    return {
+      appliedTs: toOpTimeJson(this.head.state.appliedOptime()),
+      documentsSlicesInserted,
+      oplogSlicesApplied: (this.head.state.sliceCursor(OPLOG_STREAM) ?? -1) + 1,
+      missing: this.head.missing.count(),
+      indexes: this.state?.indexes ?? null,
+      error: this.error,
+    };
+  }
+
+  /** Advances as far as the stored slices allow. */
+  async step(record: DeploymentRecord): Promise<void> {
+    let state = this.state;
+    if (state && state.generation !== record.generation) {
+      // A resync: this head database belongs to an older generation; start it afresh.
+      await this.head.close();
+      rmSync(this.path, { recursive: true, force: true });
+      this.head = HeadDatabase.open({ path: this.path });
+      this.applier = new OplogApplier(this.head);
+      state = undefined;
+    }
+    if (!state) {
+      state = { generation: record.generation, phase: "building" };
+      this.save(state);
+    }
+    if (state.phase === "building") {
+      if (!(await this.build(record))) return;
+      state = this.save({ ...state, phase: "applying_oplogs" });
+    }
+    await this.applyOplog(record);
+    const applied = toOpTimeJson(this.head.state.appliedOptime());
+    if (state.phase === "applying_oplogs") {
+      const t1 = record.cloneCompleteAt!;
+      if (!applied || compareOpTimeJson(applied, t1) < 0) return this.mirror(record, state);
+      state = this.save({ ...state, phase: "fetching_missing_documents" });
+    }
+    if (state.phase === "fetching_missing_documents") {
+      if (!(await this.fetchMissing(record, state))) return this.mirror(record, this.state!);
+      state = this.save({ generation: state.generation, phase: "creating_indexes" });
+    }
+    if (state.phase === "creating_indexes") {
+      // Indexes are in the head catalog already (catalog slices, index commands); record them.
+      const indexes = this.head.catalog.collections().reduce((n, c) => n + c.indexes.length, 0);
+      state = this.save({ ...state, phase: "complete", indexes });
+      this.log(`${record.name}: initial sync complete (${indexes} indexes recorded)`);
+    }
+    this.mirror(record, state);
+  }
+
+  private save(state: PhaseState): PhaseState {
+    this.head.write(() => this.head.state.setPhaseState(encodePhaseState(state)));
+    return state;
+  }
+
+  /** Mirrors the head database's phase into the catalog (the deployment view shows it). */
+  private mirror(record: DeploymentRecord, state: PhaseState): void {
+    const current = this.catalog.deployments.get(this.deploymentId);
+    if (!current || current.generation !== record.generation) return;
+    if (current.state !== "initial_sync" && current.state !== "active") return;
+    if (state.phase === "complete") {
+      if (current.state !== "active" || current.phase !== "complete")
+        this.catalog.deployments.setState(this.deploymentId, "active", "complete");
+    } else if (state.phase === "building" && !current.cloneCompleteAt) {
+      // Building runs beside the clone; the phase shown stays transferring until the clone ends.
+    } else if (current.phase !== state.phase) {
+      this.catalog.deployments.setPhase(this.deploymentId, state.phase);
+    }
+  }
+
+  /** Imports catalog slices and inserts documents slices; true once everything is in. */
+  private async build(record: DeploymentRecord): Promise<boolean> {
+    const { head } = this;
+    const slices = this.catalog.slices.list(record.id, record.generation);
+    for (const slice of slices.filter((s) => s.kind === "catalog")) {
+      if (head.state.sliceCursor(slice.stream) !== undefined) continue;
+      const db = slice.stream.slice(streamForCatalog("").length);
+      const entries = await readSliceDocuments(this.store, slice);
+      head.write(() => {
+        for (const raw of entries) head.importCatalogEntry(db, deserializeExact(raw));
+        head.state.setSliceCursor(slice.stream, slice.sequence);
+      });
+    }
+    let complete = true;
+    for (const slice of slices.filter((s) => s.kind === "documents")) {
+      const cursor = head.state.sliceCursor(slice.stream) ?? -1;
+      if (slice.sequence <= cursor) continue;
+      if (slice.sequence !== cursor + 1 || !(await this.insertDocumentsSlice(slice))) complete = false;
+    }
+    this.mirror(record, { generation: record.generation, phase: "building" });
+    return complete && record.cloneCompleteAt !== null;
+  }
+
+  /** False when the collection's catalog slice has not arrived yet. */
+  private async insertDocumentsSlice(slice: SliceRecord): Promise<boolean> {
+    const { head } = this;
+    const namespace = slice.namespace ?? slice.stream.slice(streamForCollection("").length);
+    const dot = namespace.indexOf(".");
+    const db = namespace.slice(0, dot);
+    const collection = head.catalog.collectionByName(db, namespace.slice(dot + 1));
+    if (!collection) {
+      if (head.state.sliceCursor(streamForCatalog(db)) === undefined) return false;
+      throw new Error(
+        `documents slice ${slice.stream}#${slice.sequence}: ${namespace} is not in the catalog of ${db}`,
+      );
+    }
+    const docs = await readSliceDocuments(this.store, slice);
+    head.write(() => {
+      head.insertDocuments(collection.uuid, docs);
+      head.state.setSliceCursor(slice.stream, slice.sequence);
+    });
+    return true;
+  }
+
+  /** Applies every stored oplog slice after the cursor, one slice per transaction. */
+  private async applyOplog(record: DeploymentRecord): Promise<void> {
+    for (;;) {
+      const next = (this.head.state.sliceCursor(OPLOG_STREAM) ?? -1) + 1;
+      const slice = this.catalog.slices.get(record.id, record.generation, OPLOG_STREAM, next);
+      if (!slice) return;
+      const entries = await readSliceDocuments(this.store, slice);
+      this.applier.applyBatch(entries, { sliceCursor: { stream: OPLOG_STREAM, sequence: next } });
+    }
+  }
+
+  /**
+   * One round: ask the agent for every missing `_id`, insert what it found, then apply the oplog
+   * past the newest optime known when the answers arrived. True once the missing set is empty.
+   */
+  private async fetchMissing(record: DeploymentRecord, state: PhaseState): Promise<boolean> {
+    const { head } = this;
+    const fetch = state.fetch;
+    if (!fetch) {
+      if (head.missing.count() === 0) return true;
+      const byCollection = new Map<string, { ids: unknown[]; keys: string[] }>();
+      for (const missing of head.missing.list()) {
+        const uuid = missing.uuid.toHexString();
+        const asked = byCollection.get(uuid) ?? { ids: [], keys: [] };
+        asked.ids.push(deserializeExact(missing.idDocument)._id);
+        asked.keys.push(missing.idKey.toString("hex"));
+        byCollection.set(uuid, asked);
+      }
+      const requests: MissingFetch["requests"] = [];
+      for (const [uuid, { ids, keys }] of byCollection) {
+        const collection = head.catalog.collection(new UUID(uuid))!;
+        const ns = `${collection.db}.${collection.name}`;
+        const request = this.catalog.missing.create(
+          record.id,
+          record.generation,
+          ns,
+          EJSON.stringify({ ids }, { relaxed: false }),
+        );
+        requests.push({ id: request.id, uuid, keys });
+      }
+      this.save({ ...state, fetch: { requests } });
+      return false;
+    }
+    if (!fetch.untilTs) {
+      const answers: Array<{ uuid: string; keys: string[]; slice: SliceRecord }> = [];
+      for (const request of fetch.requests) {
+        const slice = this.catalog.slices.get(record.id, record.generation, streamForMissing(request.id), 0);
+        if (!slice) return false;
+        answers.push({ ...request, slice });
+      }
+      const oplogHead = this.catalog.slices
+        .streamHeads(record.id, record.generation)
+        .find((h) => h.stream === OPLOG_STREAM);
+      const untilTs = oplogHead?.lastTs ?? record.cloneCompleteAt!;
+      const found = await Promise.all(answers.map(async (a) => readSliceDocuments(this.store, a.slice)));
+      head.write(() => {
+        answers.forEach((answer, k) => {
+          const uuid = new UUID(answer.uuid);
+          const asked = new Set(answer.keys);
+          for (const doc of found[k]) asked.delete(idKeyOf(doc).toString("hex"));
+          // What the agent did not find was deleted since: forget it (the oplog has the delete).
+          const notFound = [...head.missing.list(uuid)]
+            .filter((m) => asked.has(m.idKey.toString("hex")))
+            .map((m) => m.idDocument);
+          head.resolveMissing(uuid, found[k], notFound);
+        });
+        head.state.setPhaseState(encodePhaseState({ ...state, fetch: { ...fetch, untilTs } }));
+      });
+      return false;
+    }
+    const applied = toOpTimeJson(head.state.appliedOptime());
+    if (!applied || compareOpTimeJson(applied, fetch.untilTs) < 0) return false;
+    this.save({ generation: state.generation, phase: "fetching_missing_documents" });
+    return head.missing.count() === 0;
+  }
+}
