@@ -71,20 +71,14 @@ export interface SliceHeader {
   extra?: Document;
 }
 
-/** What the writer of a slice says; the rest of the header is computed from the documents. */
-export interface SliceHeaderFields {
-  kind: SliceKind;
-  deployment: string;
-  stream: string;
-  sequence: number;
-  namespace?: string;
-  firstTs?: Timestamp;
-  lastTs?: Timestamp;
-  lastId?: unknown;
-  /** Defaults to now. */
-  createdAt?: Date;
-  extra?: Document;
-}
+/**
+ * What the writer of a slice says; the rest of the header (count, sizes, codec, checksum) is
+ * computed from the documents, and createdAt defaults to now.
+ */
+export type SliceHeaderFields = Omit<
+  SliceHeader,
+  "count" | "uncompressedSize" | "compressedSize" | "codec" | "bodySha256" | "createdAt"
+> & { createdAt?: Date };
 
 export interface EncodeOptions {
   /** Fill firstTs/lastTs from the entries' `ts` (unless given). Default: kind "oplog". */
