@@ -14,7 +14,7 @@ export interface StartServerOptions extends ServerConfigInput {
   /** The admin key to set on first start (else TIDEMARK_ADMIN_KEY, else a generated one). */
   adminKey?: string;
   log?: (line: string) => void;
-  /** Run the backup daemon (default false until its shutdown under load is fixed; see issue 5). */
+  /** Run the backup daemon (default true; tests of the agent alone may turn it off). */
   daemon?: boolean;
 }
 
@@ -63,7 +63,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   const {
     adminKey,
     log = (line: string) => process.stderr.write(`${line}\n`),
-    daemon: runDaemon = false,
+    daemon: runDaemon = true,
     ...input
   } = options;
   const config = parseServerConfig(input);
