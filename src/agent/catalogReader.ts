@@ -1,15 +1,10 @@
 import { serialize, type Document } from "bson";
 import type { MongoClient } from "mongodb";
+import { isBackedUp } from "../protocol/namespaces.js";
 import { describeError, silentLogger, type Logger } from "./logger.js";
 
 /** Keeps exact BSON types in what the server returns (an option's Int64 stays an Int64). */
 const EXACT = { promoteValues: false, promoteLongs: false, promoteBuffers: false, bsonRegExp: true } as const;
-
-/** Databases that are never backed up: the node's own (`local`) and the sharding metadata (`config`). */
-const SKIPPED_DATABASES = new Set(["local", "config"]);
-
-/** System collections that hold user data and are backed up. */
-const KEPT_SYSTEM_COLLECTIONS = new Set(["admin.system.users", "admin.system.roles"]);
 
 /** One collection or view of a database, as listCollections describes it. */
 export interface NamespaceInfo {
@@ -22,19 +17,12 @@ export interface NamespaceInfo {
   idIndex?: Document;
 }
 
-/** Whether `db.name` is backed up: user collections, the users and roles, and stored JavaScript. */
-export function isBackedUp(db: string, name: string): boolean {
-  if (SKIPPED_DATABASES.has(db)) return false;
-  if (!name.startsWith("system.")) return true;
-  return KEPT_SYSTEM_COLLECTIONS.has(`${db}.${name}`) || name === "system.js";
-}
-
 /** The databases to back up, by name. */
 export async function listDatabases(client: MongoClient): Promise<string[]> {
   const reply = await client.db("admin").command({ listDatabases: 1, nameOnly: true });
   return (reply.databases as Array<{ name: string }>)
     .map((db) => db.name)
-    .filter((name) => !SKIPPED_DATABASES.has(name))
+    .filter((name) => isBackedUp(name))
     .sort();
 }
 

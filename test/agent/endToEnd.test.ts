@@ -239,7 +239,14 @@ describe("agent end to end (emulator + server + agent)", () => {
     }
   }
 
-  const ALL = ["shop.orders", "shop.customers", "mixed.ids", "cms.pages", "cms.system.js"];
+  const ALL = [
+    "shop.orders",
+    "shop.customers",
+    "mixed.ids",
+    "cms.pages",
+    "cms.system.js",
+    "cms.system.views",
+  ];
 
   it("initial sync under a concurrent write workload: clone, catalogs, T0/T1, oplog slices", async () => {
     const d = await addDeployment("workload");
@@ -287,7 +294,7 @@ describe("agent end to end (emulator + server + agent)", () => {
       ["cms", "mixed", "ping", "shop"].filter((db) => db !== "ping" || j.catalogs.includes("ping")),
     );
     await expectOplogComplete(d);
-    await expectExactClone(d, ["mixed.ids", "cms.pages", "cms.system.js"]);
+    await expectExactClone(d, ["mixed.ids", "cms.pages", "cms.system.js", "cms.system.views"]);
 
     // Written collections: _ids strictly increasing; every untouched document exactly as it is now.
     for (const ns of ["shop.orders", "shop.customers"]) {
@@ -313,7 +320,7 @@ describe("agent end to end (emulator + server + agent)", () => {
     // One catalog slice per database: every collection and view with options, UUID and indexes.
     const [cmsCatalog] = await streamSlices(d, "catalog/cms");
     const entries = [...cmsCatalog.documents()].map((doc) => deserialize(doc));
-    expect(entries.map((e) => e.name).sort()).toEqual(["pages", "system.js", "titles"]);
+    expect(entries.map((e) => e.name).sort()).toEqual(["pages", "system.js", "system.views", "titles"]);
     const pages = entries.find((e) => e.name === "pages")!;
     expect(pages).toMatchObject({
       type: "collection",

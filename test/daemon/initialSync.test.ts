@@ -27,9 +27,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
   }
 }
 
-// The daemon is work in progress (issue 5): its shutdown can hang under load, so this test runs
-// only with TIDEMARK_DAEMON_TESTS=1 until that is fixed.
-describe.skipIf(!process.env.TIDEMARK_DAEMON_TESTS)(
+describe(
   "backup daemon: initial sync to active, head database equal to the deployment",
   () => {
     let source: EmulatorFixture;
@@ -60,7 +58,10 @@ describe.skipIf(!process.env.TIDEMARK_DAEMON_TESTS)(
         })),
       );
       await shop.collection("orders").createIndex({ n: -1 }, { name: "by_n" });
-      await source.client.db("cms").collection<AnyDoc>("pages").insertOne({ _id: "home", title: "Home" });
+      const cms = source.client.db("cms");
+      await cms.collection<AnyDoc>("pages").insertOne({ _id: "home", title: "Home" });
+      // A view: its definition is a system.views document, which the head database must keep.
+      await cms.createCollection("home_page", { viewOn: "pages", pipeline: [{ $match: { _id: "home" } }] });
     });
 
     afterAll(async () => {
@@ -91,6 +92,8 @@ describe.skipIf(!process.env.TIDEMARK_DAEMON_TESTS)(
             await shop.collection<AnyDoc>("orders").insertOne({ _id: new ObjectId(), fresh: i });
           if (i % 7 === 0) await shop.collection<AnyDoc>("customers").deleteOne({ _id: 3999 - i });
           if (i % 5 === 0) await source.client.db("logs").collection<AnyDoc>("events").insertOne({ _id: i });
+          if (i === 20)
+            await source.client.db("logs").createCollection("recent", { viewOn: "events", pipeline: [] });
           i++;
           await new Promise((resolve) => setTimeout(resolve, 5));
         }
@@ -154,6 +157,15 @@ describe.skipIf(!process.env.TIDEMARK_DAEMON_TESTS)(
         expect(head.dbHash(db).collections, db).toEqual(expected);
       }
       expect(head.missing.count()).toBe(0);
+      // The views came through: the one cloned and the one created during the clone.
+      const views = (db: string) =>
+        head.catalog
+          .namespaces(db)
+          .filter((entry) => entry.type === "view")
+          .map((entry) => entry.name);
+      expect(views("cms")).toEqual(["home_page"]);
+      expect(views("logs")).toEqual(["recent"]);
+      expect(Object.keys(head.dbHash("cms").collections)).toContain("system.views");
     }, 120_000);
   },
 );

@@ -1,25 +1,15 @@
 import { UUID } from "bson";
 import type { CollectionRecord } from "../../headdb/catalog.js";
 import type { HeadDatabase } from "../../headdb/headDatabase.js";
+import { isBackedUp } from "../../protocol/namespaces.js";
 import type { OplogEntry } from "./entry.js";
 import { entryText, OplogApplyError, type ApplyErrorCode } from "./errors.js";
 
 /** Which namespaces the head database keeps; `collection` is undefined for a whole database. */
 export type NamespaceFilter = (db: string, collection?: string) => boolean;
 
-const SKIPPED_DATABASES = new Set(["local", "config"]);
-const KEPT_SYSTEM_COLLECTIONS = new Set(["system.users", "system.roles", "system.js", "system.views"]);
-
-/**
- * The default filter: everything but the node's own `local` and the sharding metadata in
- * `config`, and of the `system.*` collections only those that hold user data: users, roles,
- * stored JavaScript, view definitions, and the buckets of time series collections.
- */
-export const defaultNamespaceFilter: NamespaceFilter = (db, collection) => {
-  if (SKIPPED_DATABASES.has(db)) return false;
-  if (collection === undefined || !collection.startsWith("system.")) return true;
-  return KEPT_SYSTEM_COLLECTIONS.has(collection) || collection.startsWith("system.buckets.");
-};
+/** The default filter: what the agent backs up (`src/protocol/namespaces.ts`). */
+export const defaultNamespaceFilter: NamespaceFilter = isBackedUp;
 
 export interface ApplyStats {
   /** Entries (top-level) applied in this batch. */
