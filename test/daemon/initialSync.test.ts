@@ -27,145 +27,141 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
   }
 }
 
-describe(
-  "backup daemon: initial sync to active, head database equal to the deployment",
-  () => {
-    let source: EmulatorFixture;
-    let fx: ServerFixture;
-    let agent: RunningAgent | undefined;
-    const logLines: string[] = [];
+describe("backup daemon: initial sync to active, head database equal to the deployment", () => {
+  let source: EmulatorFixture;
+  let fx: ServerFixture;
+  let agent: RunningAgent | undefined;
+  const logLines: string[] = [];
 
-    beforeAll(async () => {
-      source = await withEmulator();
-      fx = await withServer({
-        daemon: true,
-        sliceMb: 0.02,
-        oplogFlushSeconds: 0.2,
-        log: (line) => logLines.push(line),
-      });
-      const shop = source.client.db("shop");
-      await shop
-        .collection<AnyDoc>("customers")
-        .insertMany(
-          Array.from({ length: 4000 }, (_, i) => ({ _id: i, name: `customer ${i}`, visits: new Int32(0) })),
-        );
-      await shop.collection<AnyDoc>("orders").insertMany(
-        Array.from({ length: 4000 }, (_, i) => ({
-          _id: new ObjectId(),
-          n: i,
-          lines: [{ sku: `sku-${i % 13}`, qty: new Int32(1 + (i % 4)) }],
-          note: `order ${i} `.repeat(5),
-        })),
+  beforeAll(async () => {
+    source = await withEmulator();
+    fx = await withServer({
+      daemon: true,
+      sliceMb: 0.02,
+      oplogFlushSeconds: 0.2,
+      log: (line) => logLines.push(line),
+    });
+    const shop = source.client.db("shop");
+    await shop
+      .collection<AnyDoc>("customers")
+      .insertMany(
+        Array.from({ length: 4000 }, (_, i) => ({ _id: i, name: `customer ${i}`, visits: new Int32(0) })),
       );
-      await shop.collection("orders").createIndex({ n: -1 }, { name: "by_n" });
-      const cms = source.client.db("cms");
-      await cms.collection<AnyDoc>("pages").insertOne({ _id: "home", title: "Home" });
-      // A view: its definition is a system.views document, which the head database must keep.
-      await cms.createCollection("home_page", { viewOn: "pages", pipeline: [{ $match: { _id: "home" } }] });
+    await shop.collection<AnyDoc>("orders").insertMany(
+      Array.from({ length: 4000 }, (_, i) => ({
+        _id: new ObjectId(),
+        n: i,
+        lines: [{ sku: `sku-${i % 13}`, qty: new Int32(1 + (i % 4)) }],
+        note: `order ${i} `.repeat(5),
+      })),
+    );
+    await shop.collection("orders").createIndex({ n: -1 }, { name: "by_n" });
+    const cms = source.client.db("cms");
+    await cms.collection<AnyDoc>("pages").insertOne({ _id: "home", title: "Home" });
+    // A view: its definition is a system.views document, which the head database must keep.
+    await cms.createCollection("home_page", { viewOn: "pages", pipeline: [{ $match: { _id: "home" } }] });
+  });
+
+  afterAll(async () => {
+    await agent?.stop();
+    await fx?.close();
+    await source?.close();
+    if (process.env.TIDEMARK_TEST_AGENT_LOG) process.stderr.write(`${logLines.join("\n")}\n`);
+  });
+
+  it("reaches active through the phases in order and matches the emulator's dbHash", async () => {
+    const created = await fx.api<{ id: string; agentKey: string }>("POST", "/api/v1/deployments", {
+      name: "rs",
     });
+    expect(created.status).toBe(201);
+    const { id, agentKey } = created.body;
+    expect((await fx.api("POST", `/api/v1/deployments/rs/backup/start`)).status).toBe(200);
 
-    afterAll(async () => {
-      await agent?.stop();
-      await fx?.close();
-      await source?.close();
-      if (process.env.TIDEMARK_TEST_AGENT_LOG) process.stderr.write(`${logLines.join("\n")}\n`);
-    });
-
-    it("reaches active through the phases in order and matches the emulator's dbHash", async () => {
-      const created = await fx.api<{ id: string; agentKey: string }>("POST", "/api/v1/deployments", {
-        name: "rs",
-      });
-      expect(created.status).toBe(201);
-      const { id, agentKey } = created.body;
-      expect((await fx.api("POST", `/api/v1/deployments/rs/backup/start`)).status).toBe(200);
-
-      // A light write workload while the clone runs: updates, inserts, deletes, a new collection.
-      let writing = true;
-      const workload = (async () => {
-        const shop = source.client.db("shop");
-        let i = 0;
-        while (writing) {
-          await shop
-            .collection<AnyDoc>("customers")
-            .updateOne({ _id: (i * 37) % 4000 }, { $inc: { visits: 1 } });
-          if (i % 3 === 0)
-            await shop.collection<AnyDoc>("orders").insertOne({ _id: new ObjectId(), fresh: i });
-          if (i % 7 === 0) await shop.collection<AnyDoc>("customers").deleteOne({ _id: 3999 - i });
-          if (i % 5 === 0) await source.client.db("logs").collection<AnyDoc>("events").insertOne({ _id: i });
-          if (i === 20)
-            await source.client.db("logs").createCollection("recent", { viewOn: "events", pipeline: [] });
-          i++;
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-        return i;
-      })();
-
-      agent = startAgent({
-        serverUrl: fx.server.url,
-        agentKey,
-        deploymentId: id,
-        sourceUri: source.emulator.uri,
-        cloneParallelism: 2,
-        pollIntervalMs: 100,
-        heartbeatIntervalMs: 500,
-        backoff: FAST,
-        restartBackoff: FAST,
-        cloneBatchSize: 200,
-        oplogAwaitMs: 100,
-        log: (line) => logLines.push(line),
-      });
-
-      const seen: string[] = [];
-      const view = async () => (await fx.api<DeploymentView>("GET", `/api/v1/deployments/${id}`)).body;
-      const active = await waitFor("the job to become active", async () => {
-        const v = await view();
-        if (v.daemon.error) throw new Error(`daemon error: ${v.daemon.error}`);
-        if (v.phase && seen.at(-1) !== v.phase) seen.push(v.phase);
-        return v.state === "active" ? v : undefined;
-      });
-      writing = false;
-      expect(await workload).toBeGreaterThan(10);
-      expect(active.phase).toBe("complete");
-      expect(active.phases.every((p) => p.status === "done")).toBe(true);
-      // Phases only move forward.
-      const order = seen.map((phase) => PHASES.indexOf(phase as (typeof PHASES)[number]));
-      expect(order).toEqual([...order].sort((a, b) => a - b));
-      expect(seen.at(-1)).toBe("complete");
-      expect(seen).toEqual(expect.arrayContaining(["transferring", "complete"]));
-
-      // Continuous backup: the head database catches up with the deployment's last write.
-      const newest = (await newestOplogOpTime(source.client))!;
-      const caughtUp = await waitFor("the head database to catch up", async () => {
-        const v = await view();
-        return v.head.appliedTs && compareOpTimeJson(v.head.appliedTs, newest) >= 0 ? v : undefined;
-      });
-      expect(caughtUp.head.lagSeconds).toBeGreaterThanOrEqual(0);
-      expect(caughtUp.phases[2].done).toBe(caughtUp.phases[2].total);
-
-      const head = fx.server.context.daemon!.headDatabase(id)!;
-      const listed = (await source.client.db("admin").command({ listDatabases: 1, nameOnly: true }))
-        .databases as Array<{ name: string }>;
-      const databases = listed.map((db) => db.name).filter((db) => defaultNamespaceFilter(db));
-      expect(databases).toEqual(expect.arrayContaining(["shop", "cms", "logs"]));
-      for (const db of databases) {
-        const reply = await source.client.db(db).command({ dbHash: 1 });
-        const expected = Object.fromEntries(
-          Object.entries(reply.collections as Record<string, string>).filter(([name]) =>
-            defaultNamespaceFilter(db, name),
-          ),
-        );
-        expect(head.dbHash(db).collections, db).toEqual(expected);
+    // A light write workload while the clone runs: updates, inserts, deletes, a new collection.
+    let writing = true;
+    const workload = (async () => {
+      const shop = source.client.db("shop");
+      let i = 0;
+      while (writing) {
+        await shop
+          .collection<AnyDoc>("customers")
+          .updateOne({ _id: (i * 37) % 4000 }, { $inc: { visits: 1 } });
+        if (i % 3 === 0) await shop.collection<AnyDoc>("orders").insertOne({ _id: new ObjectId(), fresh: i });
+        if (i % 7 === 0) await shop.collection<AnyDoc>("customers").deleteOne({ _id: 3999 - i });
+        if (i % 5 === 0) await source.client.db("logs").collection<AnyDoc>("events").insertOne({ _id: i });
+        if (i === 20)
+          await source.client.db("logs").createCollection("recent", { viewOn: "events", pipeline: [] });
+        i++;
+        await new Promise((resolve) => setTimeout(resolve, 5));
       }
-      expect(head.missing.count()).toBe(0);
-      // The views came through: the one cloned and the one created during the clone.
-      const views = (db: string) =>
-        head.catalog
-          .namespaces(db)
-          .filter((entry) => entry.type === "view")
-          .map((entry) => entry.name);
-      expect(views("cms")).toEqual(["home_page"]);
-      expect(views("logs")).toEqual(["recent"]);
-      expect(Object.keys(head.dbHash("cms").collections)).toContain("system.views");
-    }, 120_000);
-  },
-);
+      return i;
+    })();
+
+    agent = startAgent({
+      serverUrl: fx.server.url,
+      agentKey,
+      deploymentId: id,
+      sourceUri: source.emulator.uri,
+      cloneParallelism: 2,
+      pollIntervalMs: 100,
+      heartbeatIntervalMs: 500,
+      backoff: FAST,
+      restartBackoff: FAST,
+      cloneBatchSize: 200,
+      oplogAwaitMs: 100,
+      log: (line) => logLines.push(line),
+    });
+
+    const seen: string[] = [];
+    const view = async () => (await fx.api<DeploymentView>("GET", `/api/v1/deployments/${id}`)).body;
+    const active = await waitFor("the job to become active", async () => {
+      const v = await view();
+      if (v.daemon.error) throw new Error(`daemon error: ${v.daemon.error}`);
+      if (v.phase && seen.at(-1) !== v.phase) seen.push(v.phase);
+      return v.state === "active" ? v : undefined;
+    });
+    writing = false;
+    expect(await workload).toBeGreaterThan(10);
+    expect(active.phase).toBe("complete");
+    expect(active.phases.every((p) => p.status === "done")).toBe(true);
+    // Phases only move forward.
+    const order = seen.map((phase) => PHASES.indexOf(phase as (typeof PHASES)[number]));
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(seen.at(-1)).toBe("complete");
+    expect(seen).toEqual(expect.arrayContaining(["transferring", "complete"]));
+
+    // Continuous backup: the head database catches up with the deployment's last write.
+    const newest = (await newestOplogOpTime(source.client))!;
+    const caughtUp = await waitFor("the head database to catch up", async () => {
+      const v = await view();
+      return v.head.appliedTs && compareOpTimeJson(v.head.appliedTs, newest) >= 0 ? v : undefined;
+    });
+    expect(caughtUp.head.lagSeconds).toBeGreaterThanOrEqual(0);
+    expect(caughtUp.phases[2].done).toBe(caughtUp.phases[2].total);
+
+    const head = fx.server.context.daemon!.headDatabase(id)!;
+    const listed = (await source.client.db("admin").command({ listDatabases: 1, nameOnly: true }))
+      .databases as Array<{ name: string }>;
+    const databases = listed.map((db) => db.name).filter((db) => defaultNamespaceFilter(db));
+    expect(databases).toEqual(expect.arrayContaining(["shop", "cms", "logs"]));
+    for (const db of databases) {
+      const reply = await source.client.db(db).command({ dbHash: 1 });
+      const expected = Object.fromEntries(
+        Object.entries(reply.collections as Record<string, string>).filter(([name]) =>
+          defaultNamespaceFilter(db, name),
+        ),
+      );
+      expect(head.dbHash(db).collections, db).toEqual(expected);
+    }
+    expect(head.missing.count()).toBe(0);
+    // The views came through: the one cloned and the one created during the clone.
+    const views = (db: string) =>
+      head.catalog
+        .namespaces(db)
+        .filter((entry) => entry.type === "view")
+        .map((entry) => entry.name);
+    expect(views("cms")).toEqual(["home_page"]);
+    expect(views("logs")).toEqual(["recent"]);
+    expect(Object.keys(head.dbHash("cms").collections)).toContain("system.views");
+  }, 120_000);
+});
