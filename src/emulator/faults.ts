@@ -1,3 +1,4 @@
+import { encodeIdKey } from "../bson/keyEncoding.js";
 import { CommandError } from "./errors.js";
 
 interface CommandFailure {
@@ -23,12 +24,32 @@ export class InjectedCommandError extends CommandError {
 
 /**
  * Faults a test can inject (through the `tidemarkFault` admin command or the in-process API):
- * failing the next N commands of a name, delaying replies, and closing every connection.
+ * failing the next N commands of a name, delaying replies, closing every connection, and hiding
+ * documents from find.
  */
 export class FaultInjector {
   private failures: CommandFailure[] = [];
   /** Milliseconds added before every reply. */
   replyDelayMs = 0;
+
+  /** Per namespace, the order-preserving keys (hex) of the `_id`s find does not return. */
+  private readonly hidden = new Map<string, Set<string>>();
+
+  /**
+   * find on `ns` leaves out the documents with these `_id`s until `clear()`: the way a real
+   * clone can miss a document that moves during the scan, which the backup daemon must then
+   * fetch as a missing document.
+   */
+  hideFromFind(ns: string, ids: unknown[]): void {
+    const keys = this.hidden.get(ns) ?? new Set<string>();
+    for (const id of ids) keys.add(encodeIdKey(id).toString("hex"));
+    this.hidden.set(ns, keys);
+  }
+
+  /** The hidden `_id` keys of `ns`, if any. */
+  hiddenFromFind(ns: string): ReadonlySet<string> | undefined {
+    return this.hidden.get(ns);
+  }
 
   failCommand(command: string, code: number, times = 1, errorLabels?: string[]): void {
     this.failures.push({ command, code, remaining: times, errorLabels });
@@ -49,6 +70,7 @@ export class FaultInjector {
 
   clear(): void {
     this.failures = [];
+    this.hidden.clear();
     this.replyDelayMs = 0;
   }
 }

@@ -32,6 +32,8 @@ export interface EmulatorFaults {
   delayReplies(ms: number): void;
   /** Keeps only the newest `keep` oplog entries, as if the oplog had rolled over. */
   truncateOplog(keep: number): number;
+  /** find on `ns` leaves out the documents with these `_id`s (until `clear`). */
+  hideFromFind(ns: string, ids: unknown[]): void;
   clear(): void;
 }
 
@@ -75,6 +77,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       deployment.faults.replyDelayMs = ms;
     },
     truncateOplog: (keep) => deployment.oplog.truncateToNewest(keep),
+    hideFromFind: (ns, ids) => deployment.faults.hideFromFind(ns, ids),
     clear: () => deployment.faults.clear(),
   };
   deployment.faultApi = faults;

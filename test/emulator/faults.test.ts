@@ -18,6 +18,7 @@ interface FaultDriver {
   failCommand(command: string, code: number, times?: number, errorLabels?: string[]): Promise<void>;
   delayReplies(ms: number): Promise<void>;
   truncateOplog(keep: number): Promise<number>;
+  hideFromFind(ns: string, ids: unknown[]): Promise<void>;
   clear(): Promise<void>;
 }
 
@@ -41,6 +42,7 @@ const inProcess = (): FaultDriver => ({
     fx.emulator.faults.failCommand(command, code, times, labels),
   delayReplies: async (ms) => fx.emulator.faults.delayReplies(ms),
   truncateOplog: async (keep) => fx.emulator.faults.truncateOplog(keep),
+  hideFromFind: async (ns, ids) => fx.emulator.faults.hideFromFind(ns, ids),
   clear: async () => fx.emulator.faults.clear(),
 });
 
@@ -61,6 +63,9 @@ const byCommand = (): FaultDriver => {
       await run({ tidemarkFault: "delayReplies", ms });
     },
     truncateOplog: async (keep) => (await run({ tidemarkFault: "truncateOplog", keep })).removed as number,
+    hideFromFind: async (ns, ids) => {
+      await run({ tidemarkFault: "hideFromFind", ns, ids });
+    },
     clear: async () => {
       await run({ tidemarkFault: "clear" });
     },
@@ -240,6 +245,28 @@ describe.each([
       expect(newest?.op).toBe("d");
     });
   });
+
+  describe("hideFromFind", () => {
+    it("find leaves out the hidden _ids (1 and 1.0 are one _id) until cleared; writes still see them", async () => {
+      const numbers = fx.client
+        .db("faults")
+        .collection<{ _id: number; n: number }>(`${coll.collectionName}_n`);
+      await numbers.deleteMany({});
+      await numbers.insertMany(Array.from({ length: 300 }, (_, i) => ({ _id: i, n: i })));
+      await faults.hideFromFind(numbers.namespace, [1, 250.0, 999]);
+      // Across getMore batches too.
+      const seen = await numbers.find({}, { batchSize: 50 }).toArray();
+      expect(seen.map((doc) => doc._id)).toEqual(
+        Array.from({ length: 300 }, (_, i) => i).filter((i) => i !== 1 && i !== 250),
+      );
+      expect(await numbers.findOne({ _id: 1 })).toBeNull();
+      // Only find is affected: the document is there for writes and for other collections' reads.
+      expect((await numbers.updateOne({ _id: 1 }, { $set: { n: -1 } })).matchedCount).toBe(1);
+      expect(await numbers.countDocuments({ _id: 1 })).toBe(1);
+      await faults.clear();
+      expect(await numbers.findOne({ _id: 1 })).toEqual({ _id: 1, n: -1 });
+    });
+  });
 });
 
 describe("closeConnections while a command is in flight (in-process API)", () => {
@@ -286,6 +313,14 @@ describe("the tidemarkFault command itself", () => {
 
   it("runs only against the admin database (Unauthorized 13, like other admin-only commands)", async () => {
     await expect(control.db("test").command({ tidemarkFault: "clear" })).rejects.toMatchObject({ code: 13 });
+  });
+
+  it("rejects hideFromFind without ns or ids (BadValue 2)", async () => {
+    await expect(
+      control.db("admin").command({ tidemarkFault: "hideFromFind", ns: "a.b" }),
+    ).rejects.toMatchObject({
+      code: 2,
+    });
   });
 
   it("rejects an unknown action and a failCommand without command or code (BadValue 2)", async () => {

@@ -11,7 +11,8 @@ import type { CommandContext, CommandDefinition } from "./context.js";
  *                                         errorLabels replace the labels the server would add
  *   delayReplies, ms                      hold every reply `ms` milliseconds (0 stops)
  *   truncateOplog, keep                   keep only the newest `keep` oplog entries
- *   clear                                 stop failing and delaying
+ *   hideFromFind, ns, ids                 find on `ns` leaves out the documents with these _ids
+ *   clear                                 stop failing, delaying and hiding
  */
 function tidemarkFault(ctx: CommandContext): Document {
   const { command, deployment } = ctx;
@@ -46,6 +47,12 @@ function tidemarkFault(ctx: CommandContext): Document {
       return {};
     case "truncateOplog":
       return { removed: faults.truncateOplog(Number(command.keep ?? 0)) };
+    case "hideFromFind":
+      if (typeof command.ns !== "string" || !Array.isArray(command.ids)) {
+        throw new CommandError(ErrorCode.BadValue, "hideFromFind needs 'ns' (string) and 'ids' (array)");
+      }
+      faults.hideFromFind(command.ns, command.ids as unknown[]);
+      return {};
     case "clear":
       faults.clear();
       return {};

@@ -1,4 +1,5 @@
 import { Long, serialize, type Document } from "bson";
+import { encodeIdKeyFromDocument } from "../../bson/keyEncoding.js";
 import { RawDocument } from "../../bson/rawDocument.js";
 import {
   DEFAULT_FIRST_BATCH,
@@ -84,6 +85,8 @@ function find(ctx: CommandContext): Document {
       limit,
       tailable: command.tailable === true,
     });
+    const hidden = deployment.faults.hiddenFromFind(ctx.ns);
+    if (hidden && !source.tailable) source = withoutHidden(source, hidden);
   } else {
     source = arraySource([]);
   }
@@ -91,6 +94,19 @@ function find(ctx: CommandContext): Document {
     singleBatch,
     awaitData: command.awaitData === true,
   });
+}
+
+/** `source` without the documents whose `_id` key is in `hidden` (the hideFromFind fault). */
+function withoutHidden(source: DocumentSource, hidden: ReadonlySet<string>): DocumentSource {
+  function* visible(): Generator<Buffer> {
+    try {
+      for (let doc = source.next(); doc !== undefined; doc = source.next())
+        if (!hidden.has(encodeIdKeyFromDocument(doc).toString("hex"))) yield doc;
+    } finally {
+      source.close?.();
+    }
+  }
+  return new GeneratorSource(visible());
 }
 
 /** A hint must name an existing index (by name or key pattern) or be $natural, as on the server. */
