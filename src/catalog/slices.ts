@@ -194,6 +194,33 @@ export class SliceRepository {
     return totals;
   }
 
+  /**
+   * Oplog slices whose newest entry is older than `beforeSeconds` (a ts' seconds) and whose
+   * sequence is at most `maxSequence`, oldest first: what the retention window lets go.
+   */
+  expiredOplogSlices(
+    deploymentId: string,
+    generation: number,
+    beforeSeconds: number,
+    maxSequence: number,
+  ): SliceRecord[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM slices WHERE deployment_id = ? AND generation = ? AND stream = 'oplog'
+         AND sequence <= ? AND json_extract(last_ts, '$.t') < ? ORDER BY sequence`,
+      )
+      .all(deploymentId, generation, maxSequence, beforeSeconds) as Row[];
+    return rows.map(fromRow);
+  }
+
+  delete(deploymentId: string, generation: number, stream: string, sequence: number): void {
+    this.db
+      .prepare(
+        "DELETE FROM slices WHERE deployment_id = ? AND generation = ? AND stream = ? AND sequence = ?",
+      )
+      .run(deploymentId, generation, stream, sequence);
+  }
+
   deleteForDeployment(deploymentId: string): void {
     this.db.prepare("DELETE FROM slices WHERE deployment_id = ?").run(deploymentId);
   }

@@ -26,6 +26,7 @@ interface ServerCliOptions {
   s3SecretAccessKey?: string;
   s3ForcePathStyle?: boolean;
   oplogStoreMaxGb?: number;
+  oplogRetentionHours?: number;
 }
 
 export function serverCommand(): Command {
@@ -50,6 +51,11 @@ export function serverCommand(): Command {
     .option(
       "--oplog-store-max-gb <gb>",
       "cap on the file-system oplog store; when full, uploads get 507 and agents retry",
+      positive,
+    )
+    .option(
+      "--oplog-retention-hours <hours>",
+      "point-in-time window: applied oplog slices older than this are removed (default 24)",
       positive,
     )
     .addHelpText(
@@ -80,6 +86,7 @@ Examples:
         ...(opts.port !== undefined ? { port: opts.port } : {}),
         ...(opts.oplogStore ? { oplogStore: opts.oplogStore } : {}),
         ...(opts.oplogStoreMaxGb ? { oplogStoreMaxBytes: Math.floor(opts.oplogStoreMaxGb * 1024 ** 3) } : {}),
+        ...(opts.oplogRetentionHours ? { oplogRetentionHours: opts.oplogRetentionHours } : {}),
         s3,
       });
       if (server.generatedAdminKey) {

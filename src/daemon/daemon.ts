@@ -9,6 +9,7 @@ import type { Catalog } from "../catalog/index.js";
 import type { HeadDatabase } from "../headdb/headDatabase.js";
 import type { OplogStore } from "../oplogstore/oplogStore.js";
 import { DeploymentWorker, type HeadStatus } from "./deploymentWorker.js";
+import { removeExpiredOplogSlices } from "./retention.js";
 
 export interface DaemonOptions {
   catalog: Catalog;
@@ -16,6 +17,12 @@ export interface DaemonOptions {
   dataDir: string;
   log: (line: string) => void;
   intervalMs?: number;
+  /** How long applied oplog slices stay in the oplog store (the point-in-time window). */
+  oplogRetentionMs: number;
+  /** How often the retention window is enforced (default once a minute). */
+  retentionCheckMs?: number;
+  /** Test fault: a pause after every head database transaction (see DeploymentWorkerOptions). */
+  delayMs?: number;
 }
 
 export class Daemon {
@@ -23,6 +30,7 @@ export class Daemon {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
+  private lastRetentionCheck = 0;
 
   constructor(private readonly options: DaemonOptions) {}
 
@@ -61,7 +69,15 @@ export class Daemon {
       if (worker?.error) continue;
       try {
         if (!worker) {
-          worker = new DeploymentWorker(record.id, join(dataDir, "headdb", record.id), catalog, store, log);
+          worker = new DeploymentWorker({
+            deploymentId: record.id,
+            path: join(dataDir, "headdb", record.id),
+            catalog,
+            store,
+            log,
+            stopping: () => this.stopped,
+            delayMs: this.options.delayMs,
+          });
           this.workers.set(record.id, worker);
         }
         await worker.step(record);
@@ -69,6 +85,36 @@ export class Daemon {
         const message = error instanceof Error ? error.message : String(error);
         log(`${record.name}: backup daemon stopped for this deployment: ${message}`);
         if (worker) worker.error = message;
+      }
+    }
+    if (Date.now() - this.lastRetentionCheck >= (this.options.retentionCheckMs ?? 60_000)) {
+      this.lastRetentionCheck = Date.now();
+      await this.enforceRetention();
+    }
+  }
+
+  /** Removes the applied oplog slices older than the window (see retention.ts). */
+  private async enforceRetention(): Promise<void> {
+    const { catalog, store, log } = this.options;
+    for (const [deploymentId, worker] of this.workers) {
+      if (this.stopped) return;
+      const record = catalog.deployments.get(deploymentId);
+      const status = worker.status();
+      // After a resync the head database may still hold the older generation's cursor.
+      if (!record || worker.error || worker.generation !== record.generation) continue;
+      try {
+        const removed = await removeExpiredOplogSlices(catalog, store, {
+          deploymentId,
+          generation: record.generation,
+          appliedSequence: status.oplogSlicesApplied - 1,
+          windowMs: this.options.oplogRetentionMs,
+          nowMs: Date.now(),
+        });
+        if (removed > 0)
+          log(`${record.name}: removed ${removed} oplog slices older than the retention window`);
+      } catch (error) {
+        // The next pass tries again; nothing is lost by keeping a slice longer.
+        log(`${record.name}: cannot enforce the oplog retention window: ${(error as Error).message}`);
       }
     }
   }

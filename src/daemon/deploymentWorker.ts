@@ -28,9 +28,29 @@ export interface HeadStatus {
   /** Documents slices inserted, oplog slices applied. */
   documentsSlicesInserted: number;
   oplogSlicesApplied: number;
+  /** `_id`s still missing, and how many were asked of the agent so far. */
   missing: number;
+  missingAsked: number;
+  /** Indexes in the head catalog, and how many creating_indexes recorded (null before). */
+  indexesInCatalog: number;
   indexes: number | null;
   error: string | null;
+}
+
+export interface DeploymentWorkerOptions {
+  deploymentId: string;
+  /** The head database's directory. */
+  path: string;
+  catalog: Catalog;
+  store: OplogStore;
+  log: (line: string) => void;
+  /** True once the daemon is stopping: long loops end early (their progress is saved). */
+  stopping: () => boolean;
+  /**
+   * A pause after every head database transaction. Only the crash tests set it (through the
+   * TIDEMARK_FAULT_DAEMON_DELAY_MS fault), so that each phase lasts long enough to be killed in.
+   */
+  delayMs?: number;
 }
 
 export function toOpTimeJson(optime: OpTime | undefined): OpTimeJson | null {
@@ -44,17 +64,29 @@ export function compareOpTimeJson(a: OpTimeJson, b: OpTimeJson): number {
 export class DeploymentWorker {
   private head: HeadDatabase;
   private applier: OplogApplier;
+  private readonly deploymentId: string;
+  private readonly path: string;
+  private readonly catalog: Catalog;
+  private readonly store: OplogStore;
+  private readonly log: (line: string) => void;
   error: string | null = null;
 
-  constructor(
-    private readonly deploymentId: string,
-    private readonly path: string,
-    private readonly catalog: Catalog,
-    private readonly store: OplogStore,
-    private readonly log: (line: string) => void,
-  ) {
-    this.head = HeadDatabase.open({ path });
+  constructor(private readonly options: DeploymentWorkerOptions) {
+    ({
+      deploymentId: this.deploymentId,
+      path: this.path,
+      catalog: this.catalog,
+      store: this.store,
+      log: this.log,
+    } = options);
+    this.head = HeadDatabase.open({ path: this.path });
     this.applier = new OplogApplier(this.head);
+  }
+
+  /** Holds the worker between transactions when the delay fault is set. */
+  private async pause(): Promise<void> {
+    const ms = this.options.delayMs ?? 0;
+    if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
   }
 
   /** The head database (for verification and tests: read it, never write to it). */
@@ -66,6 +98,11 @@ export class DeploymentWorker {
     await this.head.close();
   }
 
+  /** The generation the head database belongs to (undefined before the first step). */
+  get generation(): number | undefined {
+    return this.state?.generation;
+  }
+
   private get state(): PhaseState | undefined {
     return decodePhaseState(this.head.state.phaseState());
   }
@@ -74,12 +111,15 @@ export class DeploymentWorker {
     let documentsSlicesInserted = 0;
     for (const [stream, sequence] of this.head.state.sliceCursors())
       if (stream.startsWith("documents/")) documentsSlicesInserted += sequence + 1;
+    const state = this.state;
     return {
       appliedTs: toOpTimeJson(this.head.state.appliedOptime()),
       documentsSlicesInserted,
       oplogSlicesApplied: (this.head.state.sliceCursor(OPLOG_STREAM) ?? -1) + 1,
       missing: this.head.missing.count(),
-      indexes: this.state?.indexes ?? null,
+      missingAsked: state?.missingAsked ?? 0,
+      indexesInCatalog: this.head.catalog.collections().reduce((n, c) => n + c.indexes.length, 0),
+      indexes: state?.indexes ?? null,
       error: this.error,
     };
   }
@@ -95,36 +135,36 @@ export class DeploymentWorker {
       this.applier = new OplogApplier(this.head);
       state = undefined;
     }
-    if (!state) {
-      state = { generation: record.generation, phase: "building" };
-      this.save(state);
-    }
+    if (!state) state = await this.save(record, { generation: record.generation, phase: "building" });
     if (state.phase === "building") {
       if (!(await this.build(record))) return;
-      state = this.save({ ...state, phase: "applying_oplogs" });
+      state = await this.save(record, { ...state, phase: "applying_oplogs" });
     }
     await this.applyOplog(record);
     const applied = toOpTimeJson(this.head.state.appliedOptime());
     if (state.phase === "applying_oplogs") {
       const t1 = record.cloneCompleteAt!;
       if (!applied || compareOpTimeJson(applied, t1) < 0) return this.mirror(record, state);
-      state = this.save({ ...state, phase: "fetching_missing_documents" });
+      state = await this.save(record, { ...state, phase: "fetching_missing_documents" });
     }
     if (state.phase === "fetching_missing_documents") {
       if (!(await this.fetchMissing(record, state))) return this.mirror(record, this.state!);
-      state = this.save({ generation: state.generation, phase: "creating_indexes" });
+      state = await this.save(record, { ...this.state!, fetch: undefined, phase: "creating_indexes" });
     }
     if (state.phase === "creating_indexes") {
       // Indexes are in the head catalog already (catalog slices, index commands); record them.
-      const indexes = this.head.catalog.collections().reduce((n, c) => n + c.indexes.length, 0);
-      state = this.save({ ...state, phase: "complete", indexes });
+      const indexes = this.status().indexesInCatalog;
+      state = await this.save(record, { ...state, phase: "complete", indexes });
       this.log(`${record.name}: initial sync complete (${indexes} indexes recorded)`);
     }
     this.mirror(record, state);
   }
 
-  private save(state: PhaseState): PhaseState {
+  /** Stores the phase state, shows it in the catalog, and pauses if the delay fault asks to. */
+  private async save(record: DeploymentRecord, state: PhaseState): Promise<PhaseState> {
     this.head.write(() => this.head.state.setPhaseState(encodePhaseState(state)));
+    this.mirror(record, state);
+    await this.pause();
     return state;
   }
 
@@ -155,9 +195,11 @@ export class DeploymentWorker {
         for (const raw of entries) head.importCatalogEntry(db, deserializeExact(raw));
         head.state.setSliceCursor(slice.stream, slice.sequence);
       });
+      await this.pause();
     }
     let complete = true;
     for (const slice of slices.filter((s) => s.kind === "documents")) {
+      if (this.options.stopping()) return false;
       const cursor = head.state.sliceCursor(slice.stream) ?? -1;
       if (slice.sequence <= cursor) continue;
       if (slice.sequence !== cursor + 1 || !(await this.insertDocumentsSlice(slice))) complete = false;
@@ -184,17 +226,19 @@ export class DeploymentWorker {
       head.insertDocuments(collection.uuid, docs);
       head.state.setSliceCursor(slice.stream, slice.sequence);
     });
+    await this.pause();
     return true;
   }
 
   /** Applies every stored oplog slice after the cursor, one slice per transaction. */
   private async applyOplog(record: DeploymentRecord): Promise<void> {
-    for (;;) {
+    while (!this.options.stopping()) {
       const next = (this.head.state.sliceCursor(OPLOG_STREAM) ?? -1) + 1;
       const slice = this.catalog.slices.get(record.id, record.generation, OPLOG_STREAM, next);
       if (!slice) return;
       const entries = await readSliceDocuments(this.store, slice);
       this.applier.applyBatch(entries, { sliceCursor: { stream: OPLOG_STREAM, sequence: next } });
+      await this.pause();
     }
   }
 
@@ -216,6 +260,7 @@ export class DeploymentWorker {
         byCollection.set(uuid, asked);
       }
       const requests: MissingFetch["requests"] = [];
+      let asked = 0;
       for (const [uuid, { ids, keys }] of byCollection) {
         const collection = head.catalog.collection(new UUID(uuid))!;
         const ns = `${collection.db}.${collection.name}`;
@@ -226,8 +271,13 @@ export class DeploymentWorker {
           EJSON.stringify({ ids }, { relaxed: false }),
         );
         requests.push({ id: request.id, uuid, keys });
+        asked += keys.length;
       }
-      this.save({ ...state, fetch: { requests } });
+      await this.save(record, {
+        ...state,
+        fetch: { requests },
+        missingAsked: (state.missingAsked ?? 0) + asked,
+      });
       return false;
     }
     if (!fetch.untilTs) {
@@ -255,11 +305,13 @@ export class DeploymentWorker {
         });
         head.state.setPhaseState(encodePhaseState({ ...state, fetch: { ...fetch, untilTs } }));
       });
+      await this.pause();
       return false;
     }
     const applied = toOpTimeJson(head.state.appliedOptime());
     if (!applied || compareOpTimeJson(applied, fetch.untilTs) < 0) return false;
-    this.save({ generation: state.generation, phase: "fetching_missing_documents" });
+    // This round is settled; another one asks for whatever went missing meanwhile.
+    await this.save(record, { ...state, fetch: undefined });
     return head.missing.count() === 0;
   }
 }

@@ -20,6 +20,8 @@ export interface PhaseState {
   generation: number;
   phase: DaemonPhase;
   fetch?: MissingFetch;
+  /** fetching_missing_documents: `_id`s asked of the agent over all rounds. */
+  missingAsked?: number;
   /** creating_indexes: how many indexes the head catalog records. */
   indexes?: number;
 }

@@ -81,7 +81,20 @@ export function deploymentView(record: DeploymentRecord, catalog: Catalog, daemo
   const applying = phases[3];
   applying.unit = "slices";
   applying.done = head?.oplogSlicesApplied ?? 0;
-  applying.total = totals.oplog.count;
+  // Counted from the stream's head: the retention window removes applied slices from the totals.
+  applying.total = oplogHead ? oplogHead.lastSequence + 1 : 0;
+  const fetching = phases[4];
+  fetching.unit = "documents";
+  fetching.done = head ? head.missingAsked - Math.min(head.missing, head.missingAsked) : 0;
+  fetching.total = head?.missingAsked ?? null;
+  const indexing = phases[5];
+  indexing.unit = "indexes";
+  // One step records every index of the head catalog (which DDL keeps changing afterwards).
+  indexing.total = head?.indexesInCatalog ?? null;
+  indexing.done = indexing.status === "done" ? (indexing.total ?? 0) : 0;
+  const complete = phases[6];
+  complete.done = complete.status === "done" ? 1 : 0;
+  complete.total = 1;
   const appliedTs = head?.appliedTs ?? null;
   const newest = oplogHead?.lastTs ?? null;
   const info = record.agentInfo ?? {};

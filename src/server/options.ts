@@ -23,6 +23,8 @@ export const ServerConfig = z.object({
   /** What the agent is told to use. */
   sliceMb: z.number().positive().default(10),
   oplogFlushSeconds: z.number().positive().default(5),
+  /** The point-in-time window: applied oplog slices older than this are removed. */
+  oplogRetentionHours: z.number().positive().default(24),
 });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 export type ServerConfigInput = z.input<typeof ServerConfig>;

@@ -16,6 +16,8 @@ export interface StartServerOptions extends ServerConfigInput {
   log?: (line: string) => void;
   /** Run the backup daemon (default true; tests of the agent alone may turn it off). */
   daemon?: boolean;
+  /** How often the daemon enforces the oplog retention window (default once a minute). */
+  retentionCheckMs?: number;
 }
 
 export interface RunningServer {
@@ -64,6 +66,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     adminKey,
     log = (line: string) => process.stderr.write(`${line}\n`),
     daemon: runDaemon = true,
+    retentionCheckMs,
     ...input
   } = options;
   const config = parseServerConfig(input);
@@ -75,7 +78,17 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     maxBytes: config.oplogStoreMaxBytes,
     s3: config.s3,
   });
-  const daemon = runDaemon ? new Daemon({ catalog, store, dataDir, log }) : undefined;
+  const daemon = runDaemon
+    ? new Daemon({
+        catalog,
+        store,
+        dataDir,
+        log,
+        oplogRetentionMs: config.oplogRetentionHours * 3600_000,
+        retentionCheckMs: retentionCheckMs,
+        delayMs: Number(process.env.TIDEMARK_FAULT_DAEMON_DELAY_MS ?? 0) || undefined,
+      })
+    : undefined;
   const ctx: ServerContext = { catalog, store, config, log, daemon };
   const app = buildApp(ctx);
   await app.listen({ host: config.host, port: config.port });
