@@ -21,8 +21,9 @@ export interface DaemonOptions {
   oplogRetentionMs: number;
   /** How often the retention window is enforced (default once a minute). */
   retentionCheckMs?: number;
-  /** Test fault: a pause after every head database transaction (see DeploymentWorkerOptions). */
+  /** Test faults: pauses after head database transactions and phase changes (see DeploymentWorkerOptions). */
   delayMs?: number;
+  phaseDelayMs?: number;
 }
 
 export class Daemon {
@@ -77,6 +78,7 @@ export class Daemon {
             log,
             stopping: () => this.stopped,
             delayMs: this.options.delayMs,
+            phaseDelayMs: this.options.phaseDelayMs,
           });
           this.workers.set(record.id, worker);
         }

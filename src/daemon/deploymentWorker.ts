@@ -47,10 +47,12 @@ export interface DeploymentWorkerOptions {
   /** True once the daemon is stopping: long loops end early (their progress is saved). */
   stopping: () => boolean;
   /**
-   * A pause after every head database transaction. Only the crash tests set it (through the
-   * TIDEMARK_FAULT_DAEMON_DELAY_MS fault), so that each phase lasts long enough to be killed in.
+   * Pauses after every head database transaction and after every phase change. Only the crash
+   * tests set them (the TIDEMARK_FAULT_DAEMON_DELAY_MS and ..._PHASE_DELAY_MS faults), so that
+   * each phase, even one that is a single step, lasts long enough to be killed in.
    */
   delayMs?: number;
+  phaseDelayMs?: number;
 }
 
 export function toOpTimeJson(optime: OpTime | undefined): OpTimeJson | null {
@@ -83,9 +85,8 @@ export class DeploymentWorker {
     this.applier = new OplogApplier(this.head);
   }
 
-  /** Holds the worker between transactions when the delay fault is set. */
-  private async pause(): Promise<void> {
-    const ms = this.options.delayMs ?? 0;
+  /** Holds the worker between transactions when a delay fault is set. */
+  private async pause(ms = this.options.delayMs ?? 0): Promise<void> {
     if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
   }
 
@@ -144,11 +145,17 @@ export class DeploymentWorker {
     const applied = toOpTimeJson(this.head.state.appliedOptime());
     if (state.phase === "applying_oplogs") {
       const t1 = record.cloneCompleteAt!;
-      if (!applied || compareOpTimeJson(applied, t1) < 0) return this.mirror(record, state);
+      if (!applied || compareOpTimeJson(applied, t1) < 0) {
+        this.mirror(record, state);
+        return;
+      }
       state = await this.save(record, { ...state, phase: "fetching_missing_documents" });
     }
     if (state.phase === "fetching_missing_documents") {
-      if (!(await this.fetchMissing(record, state))) return this.mirror(record, this.state!);
+      if (!(await this.fetchMissing(record, state))) {
+        this.mirror(record, this.state!);
+        return;
+      }
       state = await this.save(record, { ...this.state!, fetch: undefined, phase: "creating_indexes" });
     }
     if (state.phase === "creating_indexes") {
@@ -163,24 +170,28 @@ export class DeploymentWorker {
   /** Stores the phase state, shows it in the catalog, and pauses if the delay fault asks to. */
   private async save(record: DeploymentRecord, state: PhaseState): Promise<PhaseState> {
     this.head.write(() => this.head.state.setPhaseState(encodePhaseState(state)));
-    this.mirror(record, state);
-    await this.pause();
+    await this.pause(this.mirror(record, state) ? this.options.phaseDelayMs : undefined);
     return state;
   }
 
-  /** Mirrors the head database's phase into the catalog (the deployment view shows it). */
-  private mirror(record: DeploymentRecord, state: PhaseState): void {
+  /**
+   * Mirrors the head database's phase into the catalog (the deployment view shows it); true when
+   * the phase shown changed.
+   */
+  private mirror(record: DeploymentRecord, state: PhaseState): boolean {
     const current = this.catalog.deployments.get(this.deploymentId);
-    if (!current || current.generation !== record.generation) return;
-    if (current.state !== "initial_sync" && current.state !== "active") return;
+    if (!current || current.generation !== record.generation) return false;
+    if (current.state !== "initial_sync" && current.state !== "active") return false;
     if (state.phase === "complete") {
-      if (current.state !== "active" || current.phase !== "complete")
-        this.catalog.deployments.setState(this.deploymentId, "active", "complete");
-    } else if (state.phase === "building" && !current.cloneCompleteAt) {
-      // Building runs beside the clone; the phase shown stays transferring until the clone ends.
-    } else if (current.phase !== state.phase) {
-      this.catalog.deployments.setPhase(this.deploymentId, state.phase);
+      if (current.state === "active" && current.phase === "complete") return false;
+      this.catalog.deployments.setState(this.deploymentId, "active", "complete");
+      return true;
     }
+    // Building runs beside the clone; the phase shown stays transferring until the clone ends.
+    if (state.phase === "building" && !current.cloneCompleteAt) return false;
+    if (current.phase === state.phase) return false;
+    this.catalog.deployments.setPhase(this.deploymentId, state.phase);
+    return true;
   }
 
   /** Imports catalog slices and inserts documents slices; true once everything is in. */
@@ -204,7 +215,8 @@ export class DeploymentWorker {
       if (slice.sequence <= cursor) continue;
       if (slice.sequence !== cursor + 1 || !(await this.insertDocumentsSlice(slice))) complete = false;
     }
-    this.mirror(record, { generation: record.generation, phase: "building" });
+    if (this.mirror(record, { generation: record.generation, phase: "building" }))
+      await this.pause(this.options.phaseDelayMs);
     return complete && record.cloneCompleteAt !== null;
   }
 
