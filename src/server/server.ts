@@ -87,6 +87,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
         oplogRetentionMs: config.oplogRetentionHours * 3600_000,
         retentionCheckMs: retentionCheckMs,
         delayMs: Number(process.env.TIDEMARK_FAULT_DAEMON_DELAY_MS ?? 0) || undefined,
+        phaseDelayMs: Number(process.env.TIDEMARK_FAULT_DAEMON_PHASE_DELAY_MS ?? 0) || undefined,
       })
     : undefined;
   const ctx: ServerContext = { catalog, store, config, log, daemon };
