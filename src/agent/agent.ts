@@ -243,6 +243,7 @@ class Agent {
     }
     if (!this.run) this.startRun(job);
     this.run!.requestMissing(job.missing);
+    this.run!.requestVerifications(job.verifications);
     return false;
   }
 

@@ -1,5 +1,10 @@
 import type { MongoClient } from "mongodb";
-import { streamForCatalog, type AgentJob, type MissingRequest } from "../protocol/agentProtocol.js";
+import {
+  streamForCatalog,
+  type AgentJob,
+  type MissingRequest,
+  type VerificationRequest,
+} from "../protocol/agentProtocol.js";
 import type { Codec } from "../slice/codecs.js";
 import { encodeSlice } from "../slice/format.js";
 import type { BackoffOptions } from "./backoff.js";
@@ -19,6 +24,7 @@ import { OplogTailer, type TailStart } from "./oplogTailer.js";
 import { formatOpTime } from "./optime.js";
 import { withRetries, type ServerClient } from "./serverClient.js";
 import { Uploader } from "./uploader.js";
+import { Verifier } from "./verifier.js";
 
 /** How a run slices and uploads, resolved from the agent's options and the job's settings. */
 export interface RunSettings {
@@ -75,6 +81,7 @@ export class JobRun {
   private readonly workController = new AbortController();
   private readonly uploader: Uploader;
   private readonly missing: MissingFetcher;
+  private readonly verifier: Verifier;
   private readonly log: Logger;
   private tailer: OplogTailer | undefined;
   private cloner: Cloner | undefined;
@@ -107,6 +114,12 @@ export class JobRun {
       log: deps.log.child("missing"),
       backoff: deps.settings.backoff,
     });
+    this.verifier = new Verifier({
+      client: deps.client,
+      send: (id, answer, signal) => deps.server.answerVerification(id, answer, signal),
+      signal: this.workController.signal,
+      log: deps.log.child("verify"),
+    });
     this.done = this.main().then((outcome) => {
       this.outcome = outcome;
       return outcome;
@@ -127,6 +140,11 @@ export class JobRun {
   /** Answers the job's missing-document requests not seen before. */
   requestMissing(requests: MissingRequest[]): void {
     if (!this.workController.signal.aborted) this.missing.request(requests);
+  }
+
+  /** Answers the job's verification requests (dbHash of the deployment) not seen before. */
+  requestVerifications(requests: VerificationRequest[]): void {
+    if (!this.workController.signal.aborted) this.verifier.request(requests);
   }
 
   /** What the run is doing, for the heartbeat and the Backup page. */

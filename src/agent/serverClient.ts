@@ -9,6 +9,7 @@ import {
   type Heartbeat,
   type InitialSyncStart,
   type OplogGap,
+  type VerificationAnswer,
 } from "../protocol/agentProtocol.js";
 import { Backoff, sleep, type BackoffOptions } from "./backoff.js";
 import {
@@ -163,6 +164,11 @@ export class ServerClient {
 
   async reportOplogGap(body: z.input<typeof OplogGap>, signal?: AbortSignal): Promise<void> {
     await this.post("oplog-gap", body, signal);
+  }
+
+  /** POST verifications/:id, retried until the server takes it (404/409: it no longer waits). */
+  async answerVerification(id: string, body: VerificationAnswer, signal?: AbortSignal): Promise<void> {
+    await this.post(`verifications/${encodeURIComponent(id)}`, body, signal);
   }
 
   /** POST heartbeat: one attempt (the next one is 10 s away). */

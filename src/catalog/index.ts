@@ -3,6 +3,7 @@ import { DeploymentRepository } from "./deployments.js";
 import { MissingRequestRepository } from "./missing.js";
 import { CloneProgressRepository } from "./progress.js";
 import { SliceRepository } from "./slices.js";
+import { VerificationRepository } from "./verifications.js";
 
 /** The catalog and its repositories, opened together. */
 export class Catalog {
@@ -10,12 +11,14 @@ export class Catalog {
   readonly slices: SliceRepository;
   readonly cloneProgress: CloneProgressRepository;
   readonly missing: MissingRequestRepository;
+  readonly verifications: VerificationRepository;
 
   constructor(readonly db: CatalogDatabase) {
     this.deployments = new DeploymentRepository(db);
     this.slices = new SliceRepository(db);
     this.cloneProgress = new CloneProgressRepository(db);
     this.missing = new MissingRequestRepository(db);
+    this.verifications = new VerificationRepository(db);
   }
 
   static open(path: string): Catalog {

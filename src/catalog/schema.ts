@@ -62,4 +62,18 @@ export const MIGRATIONS: string[] = [
     answered_at INTEGER
   );
   `,
+  `
+  CREATE TABLE verifications (
+    id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+    generation INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    answered_at INTEGER,
+    answer TEXT,
+    completed_at INTEGER,
+    result TEXT
+  );
+  CREATE INDEX verifications_by_deployment ON verifications (deployment_id, generation, state);
+  `,
 ];

@@ -37,9 +37,11 @@ export class ApiClient {
     const parsed = text ? (JSON.parse(text) as unknown) : undefined;
     if (!response.ok) {
       const error = parsed as { error?: string; hint?: string; code?: string } | undefined;
-      throw new CliError(
+      throw new ApiResponseError(
         `${error?.error ?? `HTTP ${response.status}`}${error?.code ? ` (${error.code})` : ""}`,
         error?.hint,
+        response.status,
+        error?.code,
       );
     }
     return parsed as T;
@@ -48,12 +50,25 @@ export class ApiClient {
 
 /** An error for the person at the terminal: what went wrong and what to do. */
 export class CliError extends Error {
-  override readonly name = "CliError";
+  override readonly name: string = "CliError";
   constructor(
     message: string,
     readonly hint?: string,
     readonly exitCode = 1,
   ) {
     super(message);
+  }
+}
+
+/** The server answered with an error status; `status` and `code` let a command add its own hint. */
+export class ApiResponseError extends CliError {
+  override readonly name = "ApiResponseError";
+  constructor(
+    message: string,
+    hint: string | undefined,
+    readonly status: number,
+    readonly code?: string,
+  ) {
+    super(message, hint);
   }
 }

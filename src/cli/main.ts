@@ -5,6 +5,7 @@ import { agentCommand } from "./agent.js";
 import { backupCommand, deploymentsCommand } from "./deployments.js";
 import { demoCommand } from "./demo.js";
 import { emulatorCommand } from "./emulator.js";
+import { headdbCommand } from "./headdb.js";
 import { serverCommand } from "./server.js";
 import { slicesCommand } from "./slices.js";
 
@@ -20,6 +21,7 @@ program.addCommand(agentCommand());
 program.addCommand(deploymentsCommand());
 program.addCommand(backupCommand());
 program.addCommand(slicesCommand());
+program.addCommand(headdbCommand());
 program.addCommand(emulatorCommand());
 
 program.parseAsync(process.argv).catch((error: unknown) => {

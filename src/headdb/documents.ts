@@ -24,6 +24,11 @@ export function removeRange(store: Database<Buffer, Buffer>, range: { start: Buf
   }
 }
 
+/** `bytes` as a Buffer over the same memory (no copy). */
+function bufferView(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 export interface StoredDocument {
   /** The `_id` key (without the UUID prefix). */
   idKey: Buffer;
@@ -47,7 +52,9 @@ export class Documents {
   /** As `put`, when the caller already has the `_id` key. */
   putWithKey(uuid: Binary | Uint8Array, idKey: Uint8Array, raw: Uint8Array): void {
     this.env.assertWriting("putting a document");
-    this.env.stores.documents.putSync(documentKey(uuidBytes(uuid), idKey), Buffer.from(raw));
+    // Inside a write transaction lmdb copies the value into its page during putSync, so a view of
+    // the caller's bytes will do: copying them first cost about a fifth of building.
+    this.env.stores.documents.putSync(documentKey(uuidBytes(uuid), idKey), bufferView(raw));
   }
 
   /** Deletes one document; false if there was none. */

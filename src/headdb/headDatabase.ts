@@ -159,10 +159,13 @@ export class HeadDatabase {
   insertDocuments(uuid: Binary | Uint8Array, docs: Iterable<Uint8Array>): number {
     this.env.assertWriting("insertDocuments");
     const record = this.catalog.collection(uuid);
+    // Inserting settles missing ids but never adds any, so a collection without missing ids (any
+    // collection while it is being built) needs no probe of the missing set per document.
+    const settlesMissing = this.missing.hasAny(uuid);
     let count = 0;
     for (const raw of docs) {
       const idKey = this.documents.put(uuid, raw);
-      this.missing.remove(uuid, idKey);
+      if (settlesMissing) this.missing.remove(uuid, idKey);
       if (record?.name === SYSTEM_VIEWS) this.refreshView(record, deserializeExact(raw)._id);
       count++;
     }

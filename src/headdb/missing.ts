@@ -30,6 +30,13 @@ export class MissingSet {
     return this.env.stores.missing.removeSync(documentKey(uuidBytes(uuid), idKey));
   }
 
+  /** Whether collection `uuid` has any missing `_id`. */
+  hasAny(uuid: Binary | Uint8Array): boolean {
+    for (const _key of this.env.stores.missing.getKeys({ ...prefixRange(uuidBytes(uuid)), limit: 1 }))
+      return true;
+    return false;
+  }
+
   has(uuid: Binary | Uint8Array, idKey: Uint8Array): boolean {
     return this.env.stores.missing.doesExist(documentKey(uuidBytes(uuid), idKey));
   }

@@ -43,6 +43,30 @@ export const MissingRequest = z.object({
 });
 export type MissingRequest = z.infer<typeof MissingRequest>;
 
+/** A `tidemark headdb verify` waiting for the agent's dbHash of the deployment. */
+export const VerificationRequest = z.object({ id: z.string() });
+export type VerificationRequest = z.infer<typeof VerificationRequest>;
+
+/** dbHash per database: collection name → hex MD5 (views have none). */
+export const DatabaseHashes = z.record(
+  z.string(),
+  z.object({ collections: z.record(z.string(), z.string().regex(/^[0-9a-f]{32}$/, "an MD5 in hex")) }),
+);
+export type DatabaseHashes = z.infer<typeof DatabaseHashes>;
+
+/**
+ * POST .../verifications/:verificationId — the agent's answer to a VerificationRequest: the dbHash
+ * of every backed-up database on the primary, with `asOf` the newest oplog ts, the same before and
+ * after hashing apart from no-op entries (so no write happened in between); or why it could not
+ * produce one. 404 for an unknown request, 409 for one that is no longer waiting (expired, other
+ * generation); an answer already stored is kept (200).
+ */
+export const VerificationAnswer = z.union([
+  z.object({ asOf: OpTimeJson, databases: DatabaseHashes }),
+  z.object({ error: z.string().min(1) }),
+]);
+export type VerificationAnswer = z.infer<typeof VerificationAnswer>;
+
 /**
  * GET /api/v1/agent/self — the deployment an agent key belongs to (401 for an unknown key), so an
  * agent started with only the server URL and its key can build the paths above.
@@ -70,6 +94,8 @@ export const AgentJob = z.object({
   /** Databases whose catalog slice is stored. */
   catalogs: z.array(z.string()),
   missing: z.array(MissingRequest),
+  /** Verifications waiting for the agent's dbHash (absent from servers that predate them). */
+  verifications: z.array(VerificationRequest).default([]),
   settings: z.object({
     sliceMb: z.number().positive(),
     oplogFlushSeconds: z.number().positive(),

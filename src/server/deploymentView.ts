@@ -28,7 +28,8 @@ export interface DeploymentView {
     activity: string | null;
   };
   initialSync: { t0: OpTimeJson | null; cloneCompleteAt: OpTimeJson | null };
-  oplog: { lastTs: OpTimeJson | null };
+  /** The newest oplog entry stored, and when the server received the slice holding it. */
+  oplog: { lastTs: OpTimeJson | null; lastReceivedAt: string | null };
   head: { appliedTs: OpTimeJson | null; lagSeconds: number | null; missing: number | null };
   /** The backup daemon's error for this deployment: its work stopped there. */
   daemon: { error: string | null };
@@ -97,6 +98,8 @@ export function deploymentView(record: DeploymentRecord, catalog: Catalog, daemo
   complete.total = 1;
   const appliedTs = head?.appliedTs ?? null;
   const newest = oplogHead?.lastTs ?? null;
+  const newestOplogSlice =
+    oplogHead && catalog.slices.get(record.id, record.generation, OPLOG_STREAM, oplogHead.lastSequence);
   const info = record.agentInfo ?? {};
   return {
     id: record.id,
@@ -113,7 +116,10 @@ export function deploymentView(record: DeploymentRecord, catalog: Catalog, daemo
       activity: typeof info.activity === "string" ? info.activity : null,
     },
     initialSync: { t0: record.t0, cloneCompleteAt: record.cloneCompleteAt },
-    oplog: { lastTs: oplogHead?.lastTs ?? null },
+    oplog: {
+      lastTs: oplogHead?.lastTs ?? null,
+      lastReceivedAt: newestOplogSlice ? new Date(newestOplogSlice.createdAt).toISOString() : null,
+    },
     head: {
       appliedTs,
       lagSeconds: appliedTs && newest ? Math.max(0, newest.t - appliedTs.t) : null,

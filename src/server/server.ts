@@ -8,7 +8,9 @@ import type { ServerContext } from "./context.js";
 import { HttpError } from "./errors.js";
 import { parseServerConfig, type ServerConfig, type ServerConfigInput } from "./options.js";
 import { registerAgentRoutes } from "./routes/agent.js";
+import { registerBackupPageRoutes } from "./routes/backupPage.js";
 import { registerDeploymentRoutes } from "./routes/deployments.js";
+import { registerVerificationRoutes } from "./routes/verifications.js";
 
 export interface StartServerOptions extends ServerConfigInput {
   /** The admin key to set on first start (else TIDEMARK_ADMIN_KEY, else a generated one). */
@@ -35,6 +37,8 @@ function buildApp(ctx: ServerContext): FastifyInstance {
     // Slices are at most --slice-mb compressed, plus their header; allow some margin.
     bodyLimit: Math.ceil(ctx.config.sliceMb * 1024 * 1024 * 1.25) + 1024 * 1024,
     logger: false,
+    // Stopping must not wait on a client: an agent mid-upload retries, a browser polls again.
+    forceCloseConnections: true,
   });
   app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_request, body, done) =>
     done(null, body),
@@ -57,6 +61,8 @@ function buildApp(ctx: ServerContext): FastifyInstance {
   app.get("/api/v1/health", async () => ({ ok: true }));
   registerDeploymentRoutes(app, ctx);
   registerAgentRoutes(app, ctx);
+  registerVerificationRoutes(app, ctx);
+  registerBackupPageRoutes(app);
   return app;
 }
 

@@ -357,6 +357,10 @@ describe("agent end to end (emulator + server + agent)", () => {
       async () => (await job(d)).t0 && (await job(d)).generation,
     );
     await waitFor("some document slices", () => documentSliceCount(d, generation) >= 8 || undefined);
+    // Killed part-way through a collection (not between two), so that one must resume.
+    await waitFor("a collection part-way", async () =>
+      (await job(d)).collections.find((c) => !c.done && c.nextSequence >= 3),
+    );
     child.kill("SIGKILL");
     await new Promise((resolve) => child.once("exit", resolve));
     const before = await job(d);

@@ -48,6 +48,7 @@ const JOB: AgentJob = {
   collections: [],
   catalogs: [],
   missing: [],
+  verifications: [],
   settings: { sliceMb: 10, oplogFlushSeconds: 5 },
 };
 

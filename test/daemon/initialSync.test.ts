@@ -11,7 +11,9 @@ import { newestOplogOpTime } from "../../src/agent/oplogQueries.js";
 import { PHASES } from "../../src/catalog/deployments.js";
 import { compareOpTimeJson } from "../../src/daemon/deploymentWorker.js";
 import { defaultNamespaceFilter } from "../../src/oplog/apply/context.js";
+import { OPLOG_STREAM } from "../../src/protocol/agentProtocol.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
+import { sliceStoreKey } from "../../src/server/sliceCleanup.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 import { withServer, type ServerFixture } from "../helpers/server.js";
 
@@ -39,6 +41,9 @@ describe("backup daemon: initial sync to active, head database equal to the depl
       daemon: true,
       sliceMb: 0.02,
       oplogFlushSeconds: 0.2,
+      // A two-second point-in-time window, enforced often, so this test sees slices expire.
+      oplogRetentionHours: 2 / 3600,
+      retentionCheckMs: 100,
       log: (line) => logLines.push(line),
     });
     const shop = source.client.db("shop");
@@ -163,5 +168,22 @@ describe("backup daemon: initial sync to active, head database equal to the depl
     expect(views("cms")).toEqual(["home_page"]);
     expect(views("logs")).toEqual(["recent"]);
     expect(Object.keys(head.dbHash("cms").collections)).toContain("system.views");
+
+    // The retention window: applied oplog slices older than two seconds leave the store; the
+    // newest stays, and the phases still count every slice.
+    const { catalog, store } = fx.server.context;
+    const { generation } = await view();
+    const stored = await waitFor("old oplog slices to expire", async () => {
+      const oplog = catalog.slices.list(id, generation, "oplog");
+      return oplog.length > 0 && oplog[0].sequence > 0 ? oplog : undefined;
+    });
+    const final = await view();
+    expect(stored.at(-1)!.sequence).toBe(final.phases[3].total! - 1);
+    expect(final.phases[3].done).toBe(final.phases[3].total);
+    expect(await store.exists(sliceStoreKey(id, generation, OPLOG_STREAM, 0))).toBe(false);
+    expect(await store.exists(stored[0].storeKey)).toBe(true);
+    expect(
+      logLines.some((line) => /removed \d+ oplog slices older than the retention window/.test(line)),
+    ).toBe(true);
   }, 120_000);
 });

@@ -18,6 +18,7 @@ import type { ServerContext } from "../context.js";
 import { parseBody } from "../parseBody.js";
 import { conflict, unauthorized } from "../errors.js";
 import { acceptSlice } from "../sliceIntake.js";
+import { AGENT_ANSWER_TIMEOUT_MS } from "../verification.js";
 
 type AgentRequest = FastifyRequest<{ Params: { id: string } }>;
 
@@ -63,6 +64,11 @@ function jobFor(ctx: ServerContext, record: DeploymentRecord): AgentJob {
     missing: catalog.missing
       .pending(record.id, record.generation)
       .map((request) => ({ id: request.id, namespace: request.namespace, ids: request.ids })),
+    verifications: catalog.verifications.waitingForAgent(
+      record.id,
+      record.generation,
+      Date.now() - AGENT_ANSWER_TIMEOUT_MS,
+    ),
     settings: { sliceMb: config.sliceMb, oplogFlushSeconds: config.oplogFlushSeconds },
   };
 }

@@ -21,7 +21,7 @@ const CreateDeployment = z.object({
 });
 
 /** A deployment by id or, for convenience on the command line, by name. */
-function findDeployment(ctx: ServerContext, idOrName: string): DeploymentRecord {
+export function findDeployment(ctx: ServerContext, idOrName: string): DeploymentRecord {
   const record = ctx.catalog.deployments.get(idOrName) ?? ctx.catalog.deployments.findByName(idOrName);
   if (!record) throw notFound(`deployment '${idOrName}'`);
   return record;
