@@ -1,6 +1,7 @@
 import { rmSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
+import type { DeploymentView } from "../server/deploymentView.js";
 
 function port(value: string): number {
   const parsed = Number(value);
@@ -9,9 +10,15 @@ function port(value: string): number {
   return parsed;
 }
 
-async function postJson<T>(url: string, key: string, body?: unknown): Promise<T> {
+function positive(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError("expected a positive number");
+  return parsed;
+}
+
+async function callApi<T>(method: string, url: string, key: string, body?: unknown): Promise<T> {
   const response = await fetch(url, {
-    method: "POST",
+    method,
     headers: {
       authorization: `Bearer ${key}`,
       ...(body === undefined ? {} : { "content-type": "application/json" }),
@@ -23,37 +30,65 @@ async function postJson<T>(url: string, key: string, body?: unknown): Promise<T>
   return parsed;
 }
 
+interface DemoOptions {
+  dataDir: string;
+  port: number;
+  mongoPort: number;
+  workload: boolean;
+  writesPerSecond: number;
+  json?: boolean;
+}
+
 /**
  * Everything on one machine with embedded defaults: the emulator (with the demo databases) as
- * the deployment, a server on a fresh data directory, and an agent backing the deployment up.
+ * the deployment, a server on a fresh data directory, an agent backing the deployment up, and a
+ * light write workload.
  */
 export function demoCommand(): Command {
   return new Command("demo")
-    .description("Run Tidemark on embedded defaults: the emulator as the deployment, a server and an agent")
-    .option("--data-dir <dir>", "data directory (its demo/ folder is emptied at start)", "./tidemark-data")
-    .option("--port <port>", "the server's HTTP port", port, 8080)
-    .option("--mongo-port <port>", "the emulator's port", port, 27017)
+    .description(
+      "Run Tidemark on embedded defaults: the emulator as the deployment, a server, an agent and a write workload",
+    )
+    .option("--data-dir <dir>", "the server's data directory (emptied at start)", "./demo-data")
+    .option("--port <port>", "the server's HTTP port (0 picks a free one)", port, 8080)
+    .option("--mongo-port <port>", "the emulator's port (0 picks a free one)", port, 27017)
+    .option("--no-workload", "no write workload (e.g. to try `tidemark headdb verify demo`)")
+    .option("--writes-per-second <n>", "the workload's rate", positive, 10)
+    .option("--json", "print the addresses and the admin key as one JSON line, and phases as JSON lines")
     .addHelpText(
       "after",
-      "\nExample:\n  $ tidemark demo            # then, in another shell: tidemark deployments show demo",
+      `
+The emulator keeps its data in memory, so every demo starts a fresh backup: the data directory is
+emptied at start. Open the Backup page it prints and sign in with the admin key.
+
+Examples:
+  $ npm run demo                                  # the same as: npx tidemark demo
+  $ npx tidemark demo --port 9090 --mongo-port 27117 --no-workload
+  $ npx tidemark headdb verify demo               # in another shell, with the printed export line`,
     )
-    .action(async (opts: { dataDir: string; port: number; mongoPort: number }) => {
+    .action(async (opts: DemoOptions) => {
       // Loaded when run, not by main.ts: every command would pay for all of Tidemark's modules.
-      const [{ startAgent }, { startEmulator }, { startServer }] = await Promise.all([
+      const [{ startAgent }, { startEmulator }, { startServer }, { startDemoWorkload }] = await Promise.all([
         import("../agent/agent.js"),
         import("../emulator/server.js"),
         import("../server/server.js"),
+        import("../demo/workload.js"),
       ]);
-      // The emulator keeps its data in memory, so the demo's backup starts fresh every time too.
-      const dataDir = resolve(join(opts.dataDir, "demo"));
+      const say = (line: string) => process.stderr.write(`${line}\n`);
+      const dataDir = resolve(opts.dataDir);
       rmSync(dataDir, { recursive: true, force: true });
       const emulator = await startEmulator({ port: opts.mongoPort, sampleData: true, log: () => {} });
       const server = await startServer({ dataDir, port: opts.port, log: () => {} });
       const adminKey = server.generatedAdminKey!;
       const deployments = `${server.url}/api/v1/deployments`;
-      const { id, agentKey } = await postJson<{ id: string; agentKey: string }>(deployments, adminKey, {
-        name: "demo",
-      });
+      const { id, agentKey } = await callApi<{ id: string; agentKey: string }>(
+        "POST",
+        deployments,
+        adminKey,
+        {
+          name: "demo",
+        },
+      );
       const agent = startAgent({
         serverUrl: server.url,
         agentKey,
@@ -62,19 +97,54 @@ export function demoCommand(): Command {
         // Only what needs attention; the demo's own output says what is going on.
         logLevel: "warn",
       });
-      await postJson(`${deployments}/${id}/backup/start`, adminKey);
-      process.stdout.write(
-        [
-          `deployment (emulator): ${emulator.uri}`,
-          `tidemark server:       ${server.url} (data in ${dataDir})`,
-          `backing up deployment 'demo'; follow it with:`,
-          `  export TIDEMARK_URL=${server.url} TIDEMARK_API_KEY=${adminKey}`,
-          `  npx tidemark deployments show demo`,
-          `Ctrl-C stops everything.`,
-          "",
-        ].join("\n"),
-      );
+      await callApi("POST", `${deployments}/${id}/backup/start`, adminKey);
+      const workload = opts.workload
+        ? await startDemoWorkload({ uri: emulator.uri, writesPerSecond: opts.writesPerSecond, log: say })
+        : undefined;
+      const backupPage = `${server.url}/`;
+      if (opts.json) {
+        process.stdout.write(
+          `${JSON.stringify({ deployment: emulator.uri, backupPage, adminKey, dataDir, workload: opts.workload })}\n`,
+        );
+      } else {
+        process.stdout.write(
+          [
+            `Tidemark demo`,
+            `  deployment (emulator): ${emulator.uri}`,
+            `  Backup page:           ${backupPage}`,
+            `  admin key:             ${adminKey}   (sign in with it; shown once)`,
+            `  data directory:        ${dataDir}`,
+            `  write workload:        ${opts.workload ? `${opts.writesPerSecond} writes/s into shop, telemetry and cms` : "off"}`,
+            `  other commands:        export TIDEMARK_URL=${server.url} TIDEMARK_API_KEY=${adminKey}`,
+            `                         npx tidemark deployments show demo`,
+            `Ctrl-C stops everything.`,
+            "",
+          ].join("\n"),
+        );
+      }
+
+      // Follow the backup: one line per phase change.
+      let shown = "";
+      const follow = setInterval(() => {
+        callApi<DeploymentView>("GET", `${deployments}/${id}`, adminKey)
+          .then((view) => {
+            const now = `${view.state}/${view.phase ?? "-"}`;
+            if (now === shown) return;
+            shown = now;
+            if (opts.json)
+              process.stdout.write(`${JSON.stringify({ state: view.state, phase: view.phase })}\n`);
+            else process.stdout.write(`backup ${view.state}, phase ${view.phase ?? "-"}\n`);
+          })
+          .catch(() => {});
+      }, 1000);
+
+      let stopping = false;
       const stop = async () => {
+        if (stopping) return;
+        stopping = true;
+        clearInterval(follow);
+        say("stopping: workload, agent, server, emulator");
+        await workload?.stop();
         await agent.stop();
         await server.stop();
         await emulator.stop();
@@ -83,7 +153,7 @@ export function demoCommand(): Command {
       process.once("SIGINT", () => void stop());
       process.once("SIGTERM", () => void stop());
       await agent.done.catch((error: unknown) => {
-        process.stderr.write(`agent stopped: ${error instanceof Error ? error.message : String(error)}\n`);
+        say(`agent stopped: ${error instanceof Error ? error.message : String(error)}`);
       });
     });
 }

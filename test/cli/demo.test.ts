@@ -1,0 +1,129 @@
+/**
+ * `tidemark demo` (what `npm run demo` runs), as a child process: the emulator with sample data,
+ * a server on the data directory, an agent, the write workload; the backup reaches active and
+ * follows the writes; Ctrl-C (SIGINT) stops everything with exit code 0.
+ */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MongoClient } from "mongodb";
+import { afterAll, describe, expect, it } from "vitest";
+import { compareOpTimeJson } from "../../src/daemon/deploymentWorker.js";
+import type { DeploymentView } from "../../src/server/deploymentView.js";
+import { killAll, runCli, runCliToEnd, waitForLine, type Run } from "../helpers/cli.js";
+
+interface DemoInfo {
+  deployment: string;
+  backupPage: string;
+  adminKey: string;
+  dataDir: string;
+  workload: boolean;
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function startDemo(dataDir: string, extra: string[] = []): Promise<{ run: Run; info: DemoInfo }> {
+  const run = runCli(["demo", "--port", "0", "--mongo-port", "0", "--data-dir", dataDir, "--json", ...extra]);
+  const line = await waitForLine(run, /"backupPage"/);
+  return { run, info: JSON.parse(line) as DemoInfo };
+}
+
+function demoView(info: DemoInfo): Promise<DeploymentView> {
+  return fetch(`${info.backupPage}api/v1/deployments/demo`, {
+    headers: { authorization: `Bearer ${info.adminKey}` },
+  }).then(async (response) => (await response.json()) as DeploymentView);
+}
+
+describe("tidemark demo", () => {
+  const dirs: string[] = [];
+  const tempDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), "tidemark-demo-"));
+    dirs.push(dir);
+    return dir;
+  };
+  afterAll(() => {
+    killAll();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("backs the emulator up while the workload writes; Ctrl-C stops everything cleanly", async () => {
+    const dataDir = join(tempDir(), "demo-data");
+    const { run, info } = await startDemo(dataDir, ["--writes-per-second", "40"]);
+    expect(info.dataDir).toBe(dataDir);
+    expect(info.workload).toBe(true);
+    expect(info.adminKey).toMatch(/^tdm_admin_/);
+
+    // The Backup page is served, and the key is not part of its address.
+    const page = await fetch(info.backupPage);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<title>");
+    expect(info.backupPage).not.toContain(info.adminKey);
+
+    const active = await waitFor("the demo backup to become active", async () => {
+      const view = await demoView(info);
+      return view.state === "active" ? view : undefined;
+    });
+    expect(active.phase).toBe("complete");
+    // Phase changes are printed as JSON lines.
+    await waitFor("the active line", async () => (/"state":"active"/.test(run.stdout()) ? true : undefined));
+
+    // The workload keeps writing, and the head database follows it.
+    const client = new MongoClient(info.deployment, { serverSelectionTimeoutMS: 5000 });
+    try {
+      const count = () =>
+        client
+          .db("shop")
+          .collection("orders")
+          .countDocuments({ "items.sku": /^DEMO-/ });
+      const before = await count();
+      const applied = active.head.appliedTs!;
+      await waitFor("more workload writes", async () => ((await count()) > before ? true : undefined));
+      await waitFor("the head database to move on", async () => {
+        const view = await demoView(info);
+        return view.head.appliedTs && compareOpTimeJson(view.head.appliedTs, applied) > 0 ? true : undefined;
+      });
+    } finally {
+      await client.close();
+    }
+
+    run.child.kill("SIGINT");
+    const exit = await run.exited;
+    expect(exit.code).toBe(0);
+    expect(run.stderr()).toContain("stopping: workload, agent, server, emulator");
+    expect(existsSync(join(dataDir, "catalog.sqlite"))).toBe(true);
+    // The server's port is closed.
+    await expect(fetch(info.backupPage)).rejects.toThrow();
+  }, 120_000);
+
+  it("--no-workload: once active, `tidemark headdb verify demo` finds every collection matching", async () => {
+    const { run, info } = await startDemo(join(tempDir(), "data"), ["--no-workload"]);
+    expect(info.workload).toBe(false);
+    await waitFor("the demo backup to become active", async () =>
+      (await demoView(info)).state === "active" ? true : undefined,
+    );
+    const verify = await runCliToEnd(["headdb", "verify", "demo", "--json"], {
+      TIDEMARK_URL: info.backupPage.replace(/\/$/, ""),
+      TIDEMARK_API_KEY: info.adminKey,
+    });
+    expect(verify.code, verify.stderr).toBe(0);
+    const result = JSON.parse(verify.stdout) as { match: boolean; collections: Array<{ match: boolean }> };
+    expect(result.match).toBe(true);
+    expect(result.collections.length).toBeGreaterThan(5);
+    run.child.kill("SIGINT");
+    expect((await run.exited).code).toBe(0);
+  }, 120_000);
+
+  it("refuses a bad option with a clear message", async () => {
+    const result = await runCliToEnd(["demo", "--writes-per-second", "-3"]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/writes-per-second.*positive number/);
+  });
+});
