@@ -23,7 +23,7 @@ import { compareOpTimeJson } from "../../src/daemon/deploymentWorker.js";
 import { HeadDatabase } from "../../src/headdb/index.js";
 import { isBackedUp } from "../../src/protocol/namespaces.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
-import { killAll, runCli, waitForLine, type Run } from "../helpers/cli.js";
+import { killAll, runCli, runCliToEnd, waitForLine, type Run } from "../helpers/cli.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 
 const ADMIN_KEY = "crash-test-admin-key-0123456789";
@@ -243,6 +243,21 @@ describe("crash safety: SIGKILL the server in every phase and the agent during t
     expect(caughtUp.state).toBe("active");
     expect(caughtUp.generation).toBe(first.generation);
     expect(caughtUp.head.missing).toBe(0);
+
+    // What an operator runs: every collection matches.
+    const verify = await runCliToEnd(["headdb", "verify", "rs", "--json"], {
+      TIDEMARK_URL: url(),
+      TIDEMARK_API_KEY: ADMIN_KEY,
+    });
+    expect(verify.code, verify.stderr).toBe(0);
+    const verified = JSON.parse(verify.stdout) as {
+      match: boolean;
+      collections: Array<{ db: string; collection: string }>;
+    };
+    expect(verified.match).toBe(true);
+    expect(verified.collections.map((c) => `${c.db}.${c.collection}`)).toEqual(
+      expect.arrayContaining(["shop.customers", "shop.orders", "cms.system.views", "logs.events"]),
+    );
 
     // Stop the server cleanly and compare the head database with the deployment.
     server!.child.kill("SIGTERM");
