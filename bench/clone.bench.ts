@@ -20,7 +20,9 @@ export async function cloneBench(options: {
   scanBytesPerSecond: number;
 }): Promise<Figure[]> {
   const dataDir = mkdtempSync(join(tmpdir(), "tidemark-bench-"));
-  const server = await startServer({ dataDir, port: 0, adminKey: ADMIN_KEY, log: () => {} });
+  // The daemon would build the head database in this process, beside the clone being measured;
+  // initialSync.bench.ts measures the clone and the daemon together, in a server process.
+  const server = await startServer({ dataDir, port: 0, adminKey: ADMIN_KEY, log: () => {}, daemon: false });
   const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const response = await fetch(`${server.url}${path}`, {
       method,

@@ -1,4 +1,4 @@
-import { MongoClient } from "mongodb";
+import { MongoClient, type Collection } from "mongodb";
 import { startEmulatorProcess, type EmulatorProcess } from "./emulatorProcess.js";
 import { round, type Figure } from "./figures.js";
 
@@ -38,6 +38,22 @@ export function benchDocument(i: number): Record<string, unknown> {
   };
 }
 
+/** How many bench documents make `totalBytes` of data. */
+export function benchDocumentCount(totalBytes: number): number {
+  return Math.floor(totalBytes / DOC_BYTES);
+}
+
+/** Inserts `benchDocument(0 .. count - 1)`, the data every benchmark reads. */
+export async function loadBenchDocuments(
+  coll: Collection<Record<string, unknown>>,
+  count: number,
+): Promise<void> {
+  for (let i = 0; i < count; i += BATCH) {
+    const batch = Array.from({ length: Math.min(BATCH, count - i) }, (_, k) => benchDocument(i + k));
+    await coll.insertMany(batch, { ordered: true });
+  }
+}
+
 export interface EmulatorBenchResult {
   figures: Figure[];
   /** The loaded emulator, still running, for the benchmarks that read the same data. */
@@ -53,13 +69,10 @@ export async function emulatorBench(options: EmulatorBenchOptions): Promise<Emul
   try {
     await client.connect();
     const coll = client.db("bench").collection<Record<string, unknown>>("docs");
-    const count = Math.floor(options.totalBytes / DOC_BYTES);
+    const count = benchDocumentCount(options.totalBytes);
 
     const insertStart = performance.now();
-    for (let i = 0; i < count; i += BATCH) {
-      const batch = Array.from({ length: Math.min(BATCH, count - i) }, (_, k) => benchDocument(i + k));
-      await coll.insertMany(batch, { ordered: true });
-    }
+    await loadBenchDocuments(coll, count);
     const insertSeconds = (performance.now() - insertStart) / 1000;
     const rssMb = emulator.rssMb();
 

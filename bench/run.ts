@@ -1,7 +1,14 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { cloneBench } from "./clone.bench.js";
+import { daemonBench } from "./daemon.bench.js";
 import { emulatorBench } from "./emulator.bench.js";
+import {
+  initialSyncFigures,
+  initialSyncRun,
+  initialSyncRunOfSize,
+  type InitialSyncRun,
+} from "./initialSync.bench.js";
 import { sliceBench } from "./slice.bench.js";
 import type { Figure } from "./figures.js";
 
@@ -21,11 +28,17 @@ async function main(): Promise<void> {
   };
   const loaded = await emulatorBench({ totalBytes });
   add(loaded.figures);
+  let initialSync: InitialSyncRun;
   try {
     add(await cloneBench({ sourceUri: loaded.emulator.uri, scanBytesPerSecond: loaded.scanBytesPerSecond }));
+    add(await daemonBench({ sourceUri: loaded.emulator.uri, totalBytes }));
+    initialSync = await initialSyncRun(loaded.emulator.uri);
   } finally {
     await loaded.emulator.stop();
   }
+  // A quarter of the data, on an emulator of its own: the server's anonymous memory should not
+  // follow the data (see initialSyncFigures).
+  add(initialSyncFigures(initialSync, await initialSyncRunOfSize(totalBytes / 4)));
   add(sliceBench({ totalBytes: Math.min(totalBytes, 256 * 1024 * 1024) }));
 
   const dir = fileURLToPath(new URL("../../bench/results/", import.meta.url));
