@@ -323,8 +323,17 @@ describe("Backup page", () => {
     await expect.poll(barsMatchApi, { timeout: 15_000, interval: 250 }).toBe("");
     const withTotals = view.phases.filter((phase) => phase.total !== null && phase.total > 0);
     expect(withTotals.map((phase) => phase.name)).toEqual(
-      expect.arrayContaining(["transferring", "building", "applying_oplogs"]),
+      expect.arrayContaining(["transferring", "building", "applying_oplogs", "creating_indexes"]),
     );
+    // Each phase's amounts in words, in the phase's own unit.
+    const detail = (phase: string) =>
+      live.locator(`.phase-row[data-phase="${phase}"] .phase-detail`).textContent();
+    const indexes = view.phases.find((phase) => phase.name === "creating_indexes")!;
+    expect(await detail("creating_indexes")).toBe(`${indexes.total} of ${indexes.total} indexes`);
+    expect(await detail("fetching_missing_documents")).toMatch(
+      /^no missing documents$|^\d+ of \d+ missing documents$/,
+    );
+    expect(await detail("building")).toMatch(/^\d+ of \d+ slices$/);
   }, 60_000);
 
   it("stays readable on a narrow window", async () => {

@@ -144,6 +144,9 @@ function phaseDetail(phase) {
     return phase.done > 0 ? formatBytes(phase.done) : "";
   }
   if (phase.unit === "slices" && phase.total !== null) return `${phase.done} of ${phase.total} slices`;
+  if (phase.unit === "documents" && phase.total !== null)
+    return phase.total === 0 ? "no missing documents" : `${phase.done} of ${phase.total} missing documents`;
+  if (phase.unit === "indexes" && phase.total !== null) return `${phase.done} of ${phase.total} indexes`;
   return "";
 }
 
