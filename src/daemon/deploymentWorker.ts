@@ -63,6 +63,26 @@ export function compareOpTimeJson(a: OpTimeJson, b: OpTimeJson): number {
   return a.t !== b.t ? a.t - b.t : a.i - b.i;
 }
 
+/** How many bytes of documents one building transaction inserts at most. */
+const INSERT_PART_BYTES = 8 * 1024 * 1024;
+
+/** `docs` cut into consecutive parts of at most `maxBytes` (at least one document each). */
+export function partsOf(docs: Buffer[], maxBytes: number): Buffer[][] {
+  const parts: Buffer[][] = [[]];
+  let bytes = 0;
+  for (const doc of docs) {
+    const current = parts[parts.length - 1];
+    if (current.length > 0 && bytes + doc.length > maxBytes) {
+      parts.push([doc]);
+      bytes = doc.length;
+    } else {
+      current.push(doc);
+      bytes += doc.length;
+    }
+  }
+  return parts;
+}
+
 export class DeploymentWorker {
   private head: HeadDatabase;
   private applier: OplogApplier;
@@ -234,10 +254,17 @@ export class DeploymentWorker {
       );
     }
     const docs = await readSliceDocuments(this.store, slice);
-    head.write(() => {
-      head.insertDocuments(collection.uuid, docs);
-      head.state.setSliceCursor(slice.stream, slice.sequence);
-    });
+    // A slice of up to --slice-mb compressed can hold tens of MB of documents: insert it in
+    // parts, letting the server answer agents in between. Only the last part moves the cursor;
+    // a crash before it inserts the whole slice again, which replaces the same documents.
+    const parts = partsOf(docs, INSERT_PART_BYTES);
+    for (const [k, part] of parts.entries()) {
+      head.write(() => {
+        head.insertDocuments(collection.uuid, part);
+        if (k === parts.length - 1) head.state.setSliceCursor(slice.stream, slice.sequence);
+      });
+      if (k < parts.length - 1) await new Promise((resolve) => setImmediate(resolve));
+    }
     await this.pause();
     return true;
   }
