@@ -46,12 +46,26 @@ export type NamespaceEntry =
   | { type: "view"; db: string; name: string; view: ViewRecord };
 
 export class Catalog {
-  constructor(private readonly env: HeadEnvironment) {}
+  /**
+   * Decoded records by UUID (hex): the applier asks for the same collection entry after entry.
+   * Emptied by every change to the records and by a rolled-back transaction. Callers copy a
+   * record before changing it (as putCollection's callers do), so the cached one stays as stored.
+   */
+  private readonly records = new Map<string, CollectionRecord | undefined>();
+
+  constructor(private readonly env: HeadEnvironment) {
+    env.onAbort(() => this.records.clear());
+  }
 
   /** The record of collection `uuid`, wherever its name is. */
   collection(uuid: Binary | Uint8Array): CollectionRecord | undefined {
-    const raw = this.env.stores.collections.get(uuidBytes(uuid));
-    return raw && decodeCollection(raw);
+    const id = uuidBytes(uuid);
+    const key = Buffer.from(id).toString("hex");
+    if (this.records.has(key)) return this.records.get(key);
+    const raw = this.env.stores.collections.get(id);
+    const record = raw && decodeCollection(raw);
+    this.records.set(key, record);
+    return record;
   }
 
   /** What holds `db.name` now: a collection, a view, or nothing. */
@@ -81,6 +95,7 @@ export class Catalog {
       Buffer.from(serialize({ type: "collection", uuid: new UUID(id) })),
     );
     this.env.stores.collections.putSync(id, encodeCollection(record));
+    this.records.clear();
   }
 
   /** Removes a collection's record and its name (if it still holds it); returns the record. */
@@ -91,6 +106,7 @@ export class Catalog {
     if (!record) return undefined;
     this.releaseName(record.db, record.name, id);
     this.env.stores.collections.removeSync(id);
+    this.records.clear();
     return record;
   }
 

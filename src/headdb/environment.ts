@@ -44,6 +44,7 @@ export class HeadEnvironment {
   readonly stores: HeadStores;
   private writing = false;
   private closed = false;
+  private readonly abortListeners: Array<() => void> = [];
 
   private constructor(
     private readonly root: RootDatabase<Buffer, Buffer>,
@@ -90,9 +91,17 @@ export class HeadEnvironment {
           throw new HeadDbError("INVALID_ARGUMENT", "a write transaction's action must be synchronous");
         return result;
       });
+    } catch (error) {
+      for (const listener of this.abortListeners) listener();
+      throw error;
     } finally {
       this.writing = false;
     }
+  }
+
+  /** Calls `listener` when a write transaction is rolled back, so caches of what it read or wrote can be dropped. */
+  onAbort(listener: () => void): void {
+    this.abortListeners.push(listener);
   }
 
   /** Throws unless inside `write`: every change must share the transaction of its batch. */

@@ -47,6 +47,29 @@ describe("write transactions", () => {
     expect(head.documents.count(uuid1)).toBe(0);
     expect(head.state.sliceCursor("documents/a.b")).toBeUndefined();
   });
+
+  it("forget catalog records read or written by a write that throws (the record cache)", () => {
+    temp = tempHead();
+    const { head } = temp;
+    head.write(() => head.createCollection({ uuid: uuid1, db: "a", name: "b" }));
+    expect(head.catalog.collection(uuid1)?.name).toBe("b");
+    expect(head.catalog.collection(uuid2)).toBeUndefined();
+    expect(() =>
+      head.write(() => {
+        head.renameCollection(uuid1, "a", "c");
+        head.createCollection({ uuid: uuid2, db: "a", name: "d" });
+        // Read back inside the transaction: these are what a cache would keep.
+        expect(head.catalog.collection(uuid1)?.name).toBe("c");
+        expect(head.catalog.collection(uuid2)?.name).toBe("d");
+        throw new Error("crash");
+      }),
+    ).toThrow("crash");
+    expect(head.catalog.collection(uuid1)?.name).toBe("b");
+    expect(head.catalog.collection(uuid2)).toBeUndefined();
+    // And a committed change is seen at once.
+    head.write(() => head.renameCollection(uuid1, "a", "e"));
+    expect(head.catalog.collection(uuid1)?.name).toBe("e");
+  });
 });
 
 describe("catalog", () => {
