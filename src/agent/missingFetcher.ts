@@ -1,10 +1,12 @@
 import type { Document, FindCursor, MongoClient } from "mongodb";
-import { streamForMissing, type MissingRequest } from "../protocol/agentProtocol.js";
+import { streamForMissing, type MissingRequest, type OpTimeJson } from "../protocol/agentProtocol.js";
 import type { Codec } from "../slice/codecs.js";
 import { encodeSlice } from "../slice/format.js";
 import { Backoff, sleep, throwIfStopped, type BackoffOptions } from "./backoff.js";
 import { StoppedError } from "./errors.js";
 import { describeError, silentLogger, type Logger } from "./logger.js";
+import { newestOplogOpTime } from "./oplogQueries.js";
+import { toTimestamp } from "./optime.js";
 import { parseExtendedJson } from "./rawBson.js";
 import type { SliceSink } from "./sliceSink.js";
 import { isTransientSourceError } from "./sourceClient.js";
@@ -29,7 +31,8 @@ export function splitNamespace(namespace: string): { db: string; collection: str
 /**
  * Answers the daemon's requests for missing documents: reads the documents that still exist
  * (`{_id: {$in: ids}}`, raw BSON) and uploads them as one `missing` slice, stream
- * `missing/<requestId>`, sequence 0. Zero documents is a valid answer (they were deleted since).
+ * `missing/<requestId>`, sequence 0, whose `lastTs` is the newest oplog optime read after the
+ * documents. Zero documents is a valid answer (they were deleted since).
  */
 export class MissingFetcher {
   private readonly log: Logger;
@@ -75,6 +78,7 @@ export class MissingFetcher {
     const { db, collection } = splitNamespace(request.namespace);
     const backoff = new Backoff(this.options.backoff);
     let documents: Buffer[];
+    let readAfter: OpTimeJson | undefined;
     while (true) {
       throwIfStopped(signal);
       try {
@@ -86,6 +90,9 @@ export class MissingFetcher {
             sort: { _id: 1 },
           }) as unknown as FindCursor<Uint8Array>;
         documents = (await cursor.toArray()).map((raw) => Buffer.from(raw));
+        // The daemon must apply the oplog at least up to here before the head database is
+        // consistent again: every change the documents show is at or before this optime.
+        readAfter = await newestOplogOpTime(this.options.client);
         break;
       } catch (error) {
         if (signal?.aborted) throw new StoppedError();
@@ -107,6 +114,7 @@ export class MissingFetcher {
         stream,
         sequence: 0,
         namespace: request.namespace,
+        ...(readAfter ? { lastTs: toTimestamp(readAfter) } : {}),
       },
       documents,
       this.options.codec,

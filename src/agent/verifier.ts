@@ -130,15 +130,26 @@ export class Verifier {
     return databases;
   }
 
-  /** The first entry in (from, to] that changes data, described; undefined if only no-ops. */
+  /**
+   * The first entry in (from, to] that changes backed-up data, described; undefined if there is
+   * none (no-ops, and writes the server makes to config.* or local.*, e.g. session refreshes).
+   */
   private async firstWrite(from: OpTimeJson, to: OpTimeJson): Promise<string | undefined> {
-    const entry = await this.options.client
+    const entries = this.options.client
       .db("local")
       .collection("oplog.rs")
-      .findOne(
+      .find(
         { ts: { $gt: toTimestamp(from), $lte: toTimestamp(to) }, op: { $ne: "n" } },
         { projection: { op: 1, ns: 1 } },
       );
-    return entry ? `op '${String(entry.op)}' on ${String(entry.ns)}` : undefined;
+    for await (const entry of entries) {
+      const ns = String(entry.ns);
+      const dot = ns.indexOf(".");
+      const db = dot < 0 ? ns : ns.slice(0, dot);
+      // Commands ("db.$cmd") may touch any collection of a backed-up database: they count.
+      if (isBackedUp(db, dot < 0 || ns.endsWith(".$cmd") ? undefined : ns.slice(dot + 1)))
+        return `op '${String(entry.op)}' on ${ns}`;
+    }
+    return undefined;
   }
 }

@@ -161,7 +161,11 @@ export class DeploymentWorker {
       if (!(await this.build(record))) return;
       state = await this.save(record, { ...state, phase: "applying_oplogs" });
     }
-    await this.applyOplog(record);
+    // While the agent reads missing documents, the oplog waits: an update applied now to a
+    // document still missing would be lost when the agent's (older) copy is inserted over it.
+    const awaitingAnswers =
+      state.phase === "fetching_missing_documents" && state.fetch && !state.fetch.untilTs;
+    if (!awaitingAnswers) await this.applyOplog(record);
     const applied = toOpTimeJson(this.head.state.appliedOptime());
     if (state.phase === "applying_oplogs") {
       const t1 = record.cloneCompleteAt!;
@@ -326,10 +330,15 @@ export class DeploymentWorker {
         if (!slice) return false;
         answers.push({ ...request, slice });
       }
+      // Consistent again once the oplog is applied past every answer's read (the answers' lastTs)
+      // and past what the server holds now.
       const oplogHead = this.catalog.slices
         .streamHeads(record.id, record.generation)
         .find((h) => h.stream === OPLOG_STREAM);
-      const untilTs = oplogHead?.lastTs ?? record.cloneCompleteAt!;
+      const untilTs = [oplogHead?.lastTs, ...answers.map((a) => a.slice.lastTs)].reduce<OpTimeJson>(
+        (latest, ts) => (ts && compareOpTimeJson(ts, latest) > 0 ? ts : latest),
+        record.cloneCompleteAt!,
+      );
       const found = await Promise.all(answers.map(async (a) => readSliceDocuments(this.store, a.slice)));
       head.write(() => {
         answers.forEach((answer, k) => {

@@ -6,6 +6,8 @@
 import { EJSON } from "bson";
 import { Int32, Long, ObjectId, type Document, type MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newestOplogOpTime } from "../../src/agent/oplogQueries.js";
+import { compareOpTimes, toOpTime } from "../../src/agent/optime.js";
 import { MissingFetcher, splitNamespace } from "../../src/agent/missingFetcher.js";
 import { createSourceClient } from "../../src/agent/sourceClient.js";
 import { readSliceHeader } from "../../src/slice/format.js";
@@ -52,6 +54,7 @@ describe("MissingFetcher", () => {
   it("sends the documents that still exist, byte for byte, as missing/<id> #0", async () => {
     const sink = new CollectingSink();
     // 1.0 finds the Int32 1 (the same _id for MongoDB); 99 no longer exists.
+    const newestBefore = (await newestOplogOpTime(fx.client))!;
     const found = await fetcher(sink).answer(
       request("req-1", "shop.orders.archive", [1.0, Long.fromNumber(2), oid, 99]),
     );
@@ -59,6 +62,9 @@ describe("MissingFetcher", () => {
     const [slice] = sink.stream("missing/req-1");
     expect(slice.sequence).toBe(0);
     const header = readSliceHeader(slice.bytes);
+    // lastTs: the newest oplog optime read after the documents, which the daemon applies up to.
+    expect(header.lastTs).toBeDefined();
+    expect(compareOpTimes(toOpTime(header.lastTs!), newestBefore)).toBeGreaterThanOrEqual(0);
     expect(header).toMatchObject({
       kind: "missing",
       stream: "missing/req-1",
