@@ -4,12 +4,16 @@
  * the slices the agent stored (see `deploymentWorker.ts`). An error stops that deployment's
  * daemon work; it is logged and shown by the API (`daemon.error`), never skipped.
  */
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Catalog } from "../catalog/index.js";
 import type { HeadDatabase } from "../headdb/headDatabase.js";
 import type { OplogStore } from "../oplogstore/oplogStore.js";
 import { DeploymentWorker, type HeadStatus } from "./deploymentWorker.js";
 import { removeExpiredOplogSlices } from "./retention.js";
+
+/** How long one pass works on one deployment before moving to the next. */
+const STEP_BUDGET_MS = 1000;
 
 export interface DaemonOptions {
   catalog: Catalog;
@@ -51,47 +55,84 @@ export class Daemon {
 
   /** The head database's status for the deployment view; undefined before the daemon opened it. */
   status(deploymentId: string): HeadStatus | undefined {
-    return this.workers.get(deploymentId)?.status();
+    const worker = this.workers.get(deploymentId);
+    return worker?.available ? worker.status() : undefined;
   }
 
   /** A deployment's open head database (read only), if the daemon opened it. */
   headDatabase(deploymentId: string): HeadDatabase | undefined {
-    return this.workers.get(deploymentId)?.headDatabase;
+    const worker = this.workers.get(deploymentId);
+    return worker?.available ? worker.headDatabase : undefined;
   }
 
   /** One pass over the deployments. */
   async tick(): Promise<void> {
-    const { catalog, store, dataDir, log } = this.options;
+    const { catalog, log } = this.options;
     for (const record of catalog.deployments.list()) {
       if (this.stopped) return;
       if (record.state !== "initial_sync" && record.state !== "active") continue;
       if (!record.t0) continue;
-      let worker = this.workers.get(record.id);
-      if (worker?.error) continue;
+      const worker = this.workers.get(record.id) ?? this.openWorker(record.id);
+      // An error stops a deployment's work for its generation; a resync starts it afresh.
+      if (worker.failure?.generation === record.generation) continue;
+      worker.failure = undefined;
       try {
-        if (!worker) {
-          worker = new DeploymentWorker({
-            deploymentId: record.id,
-            path: join(dataDir, "headdb", record.id),
-            catalog,
-            store,
-            log,
-            stopping: () => this.stopped,
-            delayMs: this.options.delayMs,
-            phaseDelayMs: this.options.phaseDelayMs,
-          });
-          this.workers.set(record.id, worker);
-        }
-        await worker.step(record);
+        // A time budget per deployment and pass, so that one long initial sync does not hold
+        // up the others (nor retention).
+        await worker.step(record, Date.now() + STEP_BUDGET_MS);
       } catch (error) {
+        const now = catalog.deployments.get(record.id);
+        if (
+          !now ||
+          now.generation !== record.generation ||
+          (now.state !== "initial_sync" && now.state !== "active")
+        ) {
+          // Resynced, stopped or terminated during the step (its slices may be gone): not an error.
+          log(
+            `${record.name}: backup daemon step interrupted (the job changed); it carries on with the new job`,
+          );
+          continue;
+        }
         const message = error instanceof Error ? error.message : String(error);
-        log(`${record.name}: backup daemon stopped for this deployment: ${message}`);
-        if (worker) worker.error = message;
+        worker.failure = { generation: record.generation, message };
+        log(
+          `${record.name}: backup daemon stopped for this deployment: ${message}. ` +
+            `Fix the cause and restart the server to retry, or start afresh with \`tidemark backup resync ${record.name}\`.`,
+        );
       }
     }
+    await this.closeTerminated();
     if (Date.now() - this.lastRetentionCheck >= (this.options.retentionCheckMs ?? 60_000)) {
       this.lastRetentionCheck = Date.now();
       await this.enforceRetention();
+    }
+  }
+
+  private openWorker(deploymentId: string): DeploymentWorker {
+    const { catalog, store, dataDir, log } = this.options;
+    const worker = new DeploymentWorker({
+      deploymentId,
+      path: join(dataDir, "headdb", deploymentId),
+      catalog,
+      store,
+      log,
+      stopping: () => this.stopped,
+      delayMs: this.options.delayMs,
+      phaseDelayMs: this.options.phaseDelayMs,
+    });
+    this.workers.set(deploymentId, worker);
+    return worker;
+  }
+
+  /** A terminated (or removed) deployment's head database is closed and deleted. */
+  private async closeTerminated(): Promise<void> {
+    for (const [deploymentId, worker] of this.workers) {
+      const record = this.options.catalog.deployments.get(deploymentId);
+      if (record && record.state !== "terminated") continue;
+      this.workers.delete(deploymentId);
+      await worker.close();
+      rmSync(worker.path, { recursive: true, force: true });
+      this.options.log(`${record?.name ?? deploymentId}: head database deleted (deployment terminated)`);
     }
   }
 
@@ -101,9 +142,10 @@ export class Daemon {
     for (const [deploymentId, worker] of this.workers) {
       if (this.stopped) return;
       const record = catalog.deployments.get(deploymentId);
+      if (!worker.available) continue;
       const status = worker.status();
       // After a resync the head database may still hold the older generation's cursor.
-      if (!record || worker.error || worker.generation !== record.generation) continue;
+      if (!record || worker.failure || worker.generation !== record.generation) continue;
       try {
         const removed = await removeExpiredOplogSlices(catalog, store, {
           deploymentId,

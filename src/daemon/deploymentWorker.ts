@@ -87,11 +87,17 @@ export class DeploymentWorker {
   private head: HeadDatabase;
   private applier: OplogApplier;
   private readonly deploymentId: string;
-  private readonly path: string;
+  /** The head database's directory. */
+  readonly path: string;
   private readonly catalog: Catalog;
   private readonly store: OplogStore;
   private readonly log: (line: string) => void;
-  error: string | null = null;
+  /** Set when a step failed: the deployment's work stops for that generation (see Daemon.tick). */
+  failure?: { generation: number; message: string };
+  /** Steps end early past this time (Date.now()); their progress is saved. */
+  private deadline = Infinity;
+  /** True while a resync replaces the head database (it is closed meanwhile). */
+  private resetting = false;
 
   constructor(private readonly options: DeploymentWorkerOptions) {
     ({
@@ -105,9 +111,19 @@ export class DeploymentWorker {
     this.applier = new OplogApplier(this.head);
   }
 
+  /** True once the daemon stops or this step's budget is spent. */
+  private outOfTime(): boolean {
+    return this.options.stopping() || Date.now() > this.deadline;
+  }
+
   /** Holds the worker between transactions when a delay fault is set. */
   private async pause(ms = this.options.delayMs ?? 0): Promise<void> {
     if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  /** False while a resync replaces the head database: read nothing from it then. */
+  get available(): boolean {
+    return !this.resetting;
   }
 
   /** The head database (for verification and tests: read it, never write to it). */
@@ -141,18 +157,21 @@ export class DeploymentWorker {
       missingAsked: state?.missingAsked ?? 0,
       indexesInCatalog: this.head.catalog.collections().reduce((n, c) => n + c.indexes.length, 0),
       indexes: state?.indexes ?? null,
-      error: this.error,
+      error: this.failure?.message ?? null,
     };
   }
 
   /** Advances as far as the stored slices allow. */
-  async step(record: DeploymentRecord): Promise<void> {
+  async step(record: DeploymentRecord, deadline = Infinity): Promise<void> {
+    this.deadline = deadline;
     let state = this.state;
     if (state && state.generation !== record.generation) {
       // A resync: this head database belongs to an older generation; start it afresh.
+      this.resetting = true;
       await this.head.close();
       rmSync(this.path, { recursive: true, force: true });
       this.head = HeadDatabase.open({ path: this.path });
+      this.resetting = false;
       this.applier = new OplogApplier(this.head);
       state = undefined;
     }
@@ -234,7 +253,7 @@ export class DeploymentWorker {
     }
     let complete = true;
     for (const slice of slices.filter((s) => s.kind === "documents")) {
-      if (this.options.stopping()) return false;
+      if (this.outOfTime()) return false;
       const cursor = head.state.sliceCursor(slice.stream) ?? -1;
       if (slice.sequence <= cursor) continue;
       if (slice.sequence !== cursor + 1 || !(await this.insertDocumentsSlice(slice))) complete = false;
@@ -275,12 +294,17 @@ export class DeploymentWorker {
 
   /** Applies every stored oplog slice after the cursor, one slice per transaction. */
   private async applyOplog(record: DeploymentRecord): Promise<void> {
-    while (!this.options.stopping()) {
+    while (!this.outOfTime()) {
       const next = (this.head.state.sliceCursor(OPLOG_STREAM) ?? -1) + 1;
       const slice = this.catalog.slices.get(record.id, record.generation, OPLOG_STREAM, next);
       if (!slice) return;
       const entries = await readSliceDocuments(this.store, slice);
-      this.applier.applyBatch(entries, { sliceCursor: { stream: OPLOG_STREAM, sequence: next } });
+      try {
+        this.applier.applyBatch(entries, { sliceCursor: { stream: OPLOG_STREAM, sequence: next } });
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        throw new Error(`oplog slice #${next} (${slice.storeKey}): ${message}`, { cause: error });
+      }
       await this.pause();
     }
   }
