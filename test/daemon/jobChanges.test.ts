@@ -59,7 +59,8 @@ describe("the daemon when the job changes", () => {
     docs: Buffer[],
   ) {
     const ts = kind === "oplog" ? { firstTs: new Timestamp({ t: 10 + sequence, i: 1 }) } : {};
-    const extra = kind === "oplog" ? { ...ts, lastTs: ts.firstTs } : { namespace: "d" };
+    const namespace = stream.slice(stream.indexOf("/") + 1);
+    const extra = kind === "oplog" ? { ...ts, lastTs: ts.firstTs } : { namespace };
     const bytes = encodeSlice({ kind, deployment: deploymentId, stream, sequence, ...extra }, docs, "none");
     const storeKey = sliceStoreKey(deploymentId, generation, stream, sequence);
     await store.put(storeKey, bytes);
@@ -71,7 +72,7 @@ describe("the daemon when the job changes", () => {
       stream,
       sequence,
       kind,
-      namespace: kind === "catalog" ? "d" : null,
+      namespace: kind === "oplog" ? null : namespace,
       firstTs: optime(header.firstTs),
       lastTs: optime(header.lastTs),
       lastId: null,
@@ -167,6 +168,41 @@ describe("the daemon when the job changes", () => {
     await daemon.tick();
     expect(daemon.status(deploymentId)?.error ?? null).toBeNull();
     expect(catalog.deployments.get(deploymentId)!.state).toBe("active");
+  });
+
+  it("skips the documents of a collection missing from the catalog slice: the oplog creates and fills it", async () => {
+    // An agent restarted mid-clone lists namespaces again and clones one created after T0.
+    const later = new UUID();
+    catalog.deployments.recordT0(deploymentId, { t: 9, i: 1 }, { bytes: 0, documents: 0, collections: 1 });
+    catalog.deployments.recordCloneComplete(deploymentId, { t: 11, i: 1 });
+    await putSlice(generation(), "catalog", "catalog/d", 0, [catalogEntry]);
+    await putSlice(generation(), "documents", "documents/d.later", 0, [Buffer.from(serialize({ _id: "x" }))]);
+    const entry = (t: number, doc: Record<string, unknown>) =>
+      Buffer.from(
+        serialize({
+          ts: new Timestamp({ t, i: 1 }),
+          t: Long.fromNumber(1),
+          v: Long.fromNumber(2),
+          wall: new Date(),
+          ...doc,
+        }),
+      );
+    await putSlice(generation(), "oplog", "oplog", 0, [
+      entry(10, {
+        op: "c",
+        ns: "d.$cmd",
+        ui: later,
+        o: { create: "later", idIndex: { v: 2, key: { _id: 1 }, name: "_id_" } },
+      }),
+      entry(11, { op: "i", ns: "d.later", ui: later, o: { _id: "x" }, o2: { _id: "x" } }),
+    ]);
+    await daemon.tick();
+    await daemon.tick();
+    expect(daemon.status(deploymentId)?.error ?? null).toBeNull();
+    expect(catalog.deployments.get(deploymentId)!.state).toBe("active");
+    expect(logs.join("\n")).toMatch(/d\.later: documents slice #0 skipped/);
+    const head = daemon.headDatabase(deploymentId)!;
+    expect(head.documents.count(later)).toBe(1);
   });
 
   it("deletes a terminated deployment's head database", async () => {
