@@ -1,7 +1,8 @@
-import { rmSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import type { DeploymentView } from "../server/deploymentView.js";
+import { CliError } from "./apiClient.js";
 
 function port(value: string): number {
   const parsed = Number(value);
@@ -28,6 +29,46 @@ async function callApi<T>(method: string, url: string, key: string, body?: unkno
   const parsed = (await response.json()) as T & { error?: string };
   if (!response.ok) throw new Error(`${url}: ${parsed.error ?? response.status}`);
   return parsed;
+}
+
+/** Marks a directory the demo made, so that it only ever empties its own. */
+const DEMO_MARKER = ".tidemark-demo";
+
+/**
+ * Empties the demo's data directory (the emulator keeps its data in memory, so every demo backs
+ * up afresh), but only a directory that is new, empty or marked as a demo's: never a real
+ * server's data given by mistake.
+ */
+export function resetDemoDirectory(dataDir: string): void {
+  if (existsSync(dataDir) && readdirSync(dataDir).length > 0) {
+    if (!existsSync(join(dataDir, DEMO_MARKER)))
+      throw new CliError(
+        `--data-dir ${dataDir} holds data that is not a demo's (no ${DEMO_MARKER} file); the demo empties its data directory at every start`,
+        "choose another --data-dir (default ./demo-data), or empty that one yourself",
+        2,
+      );
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(
+    join(dataDir, DEMO_MARKER),
+    "This directory belongs to `tidemark demo`, which empties it at every start.\n",
+  );
+}
+
+/** `starting`, with a hint when the port is taken. */
+async function listening<T>(what: string, option: string, port: number, starting: Promise<T>): Promise<T> {
+  try {
+    return await starting;
+  } catch (error) {
+    if ((error as { code?: string }).code === "EADDRINUSE")
+      throw new CliError(
+        `${what} cannot listen on port ${port}: it is in use`,
+        `stop what uses it, or pick another port with ${option} (0 picks a free one)`,
+        2,
+      );
+    throw error;
+  }
 }
 
 interface DemoOptions {
@@ -76,9 +117,23 @@ Examples:
       ]);
       const say = (line: string) => process.stderr.write(`${line}\n`);
       const dataDir = resolve(opts.dataDir);
-      rmSync(dataDir, { recursive: true, force: true });
-      const emulator = await startEmulator({ port: opts.mongoPort, sampleData: true, log: () => {} });
-      const server = await startServer({ dataDir, port: opts.port, log: () => {} });
+      resetDemoDirectory(dataDir);
+      const emulator = await listening(
+        "the emulator",
+        "--mongo-port",
+        opts.mongoPort,
+        startEmulator({ port: opts.mongoPort, sampleData: true, log: () => {} }),
+      );
+      // The server's own log (daemon errors included) goes to stderr.
+      const server = await listening(
+        "the server",
+        "--port",
+        opts.port,
+        startServer({ dataDir, port: opts.port, log: (line) => say(`server: ${line}`) }),
+      ).catch(async (error: unknown) => {
+        await emulator.stop();
+        throw error;
+      });
       const adminKey = server.generatedAdminKey!;
       const deployments = `${server.url}/api/v1/deployments`;
       const { id, agentKey } = await callApi<{ id: string; agentKey: string }>(

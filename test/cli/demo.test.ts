@@ -3,7 +3,8 @@
  * a server on the data directory, an agent, the write workload; the backup reaches active and
  * follows the writes; Ctrl-C (SIGINT) stops everything with exit code 0.
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
@@ -99,6 +100,7 @@ describe("tidemark demo", () => {
     expect(exit.code).toBe(0);
     expect(run.stderr()).toContain("stopping: workload, agent, server, emulator");
     expect(existsSync(join(dataDir, "catalog.sqlite"))).toBe(true);
+    expect(existsSync(join(dataDir, ".tidemark-demo"))).toBe(true);
     // The server's port is closed.
     await expect(fetch(info.backupPage)).rejects.toThrow();
   }, 120_000);
@@ -120,6 +122,38 @@ describe("tidemark demo", () => {
     run.child.kill("SIGINT");
     expect((await run.exited).code).toBe(0);
   }, 120_000);
+
+  it("never empties a data directory that is not a demo's", async () => {
+    const dataDir = tempDir();
+    writeFileSync(join(dataDir, "catalog.sqlite"), "a real server's catalog");
+    const result = await runCliToEnd(["demo", "--port", "0", "--mongo-port", "0", "--data-dir", dataDir]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/holds data that is not a demo's/);
+    expect(result.stderr).toMatch(/hint: choose another --data-dir/);
+    expect(readFileSync(join(dataDir, "catalog.sqlite"), "utf8")).toBe("a real server's catalog");
+  });
+
+  it("says which port is taken and how to pick another", async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    const { port } = busy.address() as AddressInfo;
+    try {
+      const result = await runCliToEnd([
+        "demo",
+        "--port",
+        String(port),
+        "--mongo-port",
+        "0",
+        "--data-dir",
+        join(tempDir(), "d"),
+      ]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`the server cannot listen on port ${port}: it is in use`);
+      expect(result.stderr).toMatch(/hint: .*--port \(0 picks a free one\)/);
+    } finally {
+      busy.close();
+    }
+  });
 
   it("refuses a bad option with a clear message", async () => {
     const result = await runCliToEnd(["demo", "--writes-per-second", "-3"]);
