@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { MongoClient, ObjectId } from "mongodb";
 import { newestOplogOpTime } from "../src/agent/oplogQueries.js";
-import { compareOpTimeJson } from "../src/daemon/deploymentWorker.js";
+import { compareOpTimes } from "../src/protocol/optime.js";
 import type { DeploymentView } from "../src/server/deploymentView.js";
 import { benchDocumentCount, loadBenchDocuments } from "./emulator.bench.js";
 import { CLI_PATH, childNodeFlags, startEmulatorProcess } from "./emulatorProcess.js";
@@ -198,7 +198,7 @@ export async function initialSyncRun(sourceUri: string): Promise<InitialSyncRun>
       if (load.error) throw new Error("the write load failed", { cause: load.error });
       if (view.state === "active") {
         target ??= await newestOplogOpTime(client);
-        if (view.head.appliedTs && target && compareOpTimeJson(view.head.appliedTs, target) >= 0) break;
+        if (view.head.appliedTs && target && compareOpTimes(view.head.appliedTs, target) >= 0) break;
       }
       for (const [name, child] of [
         ["server", server],

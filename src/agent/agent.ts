@@ -6,7 +6,7 @@ import { Backoff, sleep, type BackoffOptions } from "./backoff.js";
 import { ConfigurationError, isStopped } from "./errors.js";
 import { JobRun, defaultMaxBytesInFlight, type RunOutcome, type RunSettings } from "./jobRun.js";
 import { createLogger, describeError, redactUri, type LogLevel, type Logger } from "./logger.js";
-import { formatOpTime } from "./optime.js";
+import { formatOpTime } from "../protocol/optime.js";
 import { connectSource, type SourceInfo } from "./preflight.js";
 import { ServerClient } from "./serverClient.js";
 import type { SourceTlsOptions } from "./sourceClient.js";

@@ -21,7 +21,7 @@ import type { Logger } from "./logger.js";
 import { MissingFetcher } from "./missingFetcher.js";
 import { newestOplogOpTime } from "./oplogQueries.js";
 import { OplogTailer, type TailStart } from "./oplogTailer.js";
-import { formatOpTime } from "./optime.js";
+import { formatOpTime } from "../protocol/optime.js";
 import { withRetries, type ServerClient } from "./serverClient.js";
 import { Uploader } from "./uploader.js";
 import { Verifier } from "./verifier.js";

@@ -6,7 +6,7 @@ import { Backoff, sleep, throwIfStopped, type BackoffOptions } from "./backoff.j
 import { StoppedError } from "./errors.js";
 import { describeError, silentLogger, type Logger } from "./logger.js";
 import { newestOplogOpTime } from "./oplogQueries.js";
-import { toTimestamp } from "./optime.js";
+import { toTimestamp } from "../protocol/optime.js";
 import { parseExtendedJson } from "./rawBson.js";
 import type { SliceSink } from "./sliceSink.js";
 import { isTransientSourceError } from "./sourceClient.js";

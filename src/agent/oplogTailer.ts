@@ -5,7 +5,7 @@ import { Backoff, sleep, throwIfStopped, type BackoffOptions } from "./backoff.j
 import { OplogGapError, StoppedError } from "./errors.js";
 import { describeError, silentLogger, type Logger } from "./logger.js";
 import { oldestOplogOpTime } from "./oplogQueries.js";
-import { compareOpTimes, formatOpTime, toTimestamp } from "./optime.js";
+import { compareOpTimes, formatOpTime, toTimestamp } from "../protocol/optime.js";
 import { readOpTime } from "./rawBson.js";
 import type { SliceSink } from "./sliceSink.js";
 import { SliceStream } from "./sliceStream.js";

@@ -11,7 +11,7 @@ import { listDatabases } from "./catalogReader.js";
 import { StoppedError } from "./errors.js";
 import { describeError, silentLogger, type Logger } from "./logger.js";
 import { newestOplogOpTime } from "./oplogQueries.js";
-import { compareOpTimes, formatOpTime, toTimestamp } from "./optime.js";
+import { compareOpTimes, formatOpTime, toTimestamp } from "../protocol/optime.js";
 import { isTransientSourceError, serverErrorCode } from "./sourceClient.js";
 
 export interface VerifierOptions {

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from "commander";
-import type { OpTimeJson } from "../protocol/agentProtocol.js";
+import { formatOpTime } from "../protocol/optime.js";
 import type { DeploymentView } from "../server/deploymentView.js";
 import type { VerificationView } from "../server/verification.js";
 import { ApiClient, ApiResponseError, CliError } from "./apiClient.js";
@@ -14,10 +14,6 @@ function seconds(value: string): number {
   const parsed = Number(value);
   if (!Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError("expected a positive number");
   return parsed;
-}
-
-function optime(value: OpTimeJson | null): string {
-  return value ? `${value.t}:${value.i}` : "(none)";
 }
 
 /** Any failure of the command exits 2, with a hint where the API gave none. */
@@ -49,7 +45,7 @@ function describeResult(view: VerificationView): string {
     else if (c.match) rows.push([namespace, "match", "", ""]);
     else rows.push([namespace, "MISMATCH", c.deployment ?? "(absent)", c.head ?? "(absent)"]);
   }
-  const at = `asOf ${optime(view.asOf)}, head applied ${optime(view.headAppliedTs)}`;
+  const at = `asOf ${formatOpTime(view.asOf)}, head applied ${formatOpTime(view.headAppliedTs)}`;
   const summary =
     total === 0
       ? `no collections on either side (${at})`
@@ -68,7 +64,7 @@ async function timeoutError(
 ): Promise<CliError> {
   if (view.state === "waiting_for_head") {
     return new CliError(
-      `head database behind after ${timeout} s: appliedTs ${optime(view.headAppliedTs)} < asOf ${optime(view.asOf)}`,
+      `head database behind after ${timeout} s: appliedTs ${formatOpTime(view.headAppliedTs)} < asOf ${formatOpTime(view.asOf)}`,
       `the head database catches up from the oplog slices the agent uploads: is the agent running? ` +
         `See the head lag and any daemon error in: tidemark deployments show ${name}`,
       EXIT_UNFINISHED,
@@ -106,7 +102,7 @@ async function verify(name: string, opts: { json: boolean; timeout: number }): P
       process.stderr.write(
         view.state === "waiting_for_agent"
           ? `waiting for the agent to hash the deployment (verification ${id})...\n`
-          : `waiting for the head database to apply asOf ${optime(view.asOf)} (applied ${optime(view.headAppliedTs)})...\n`,
+          : `waiting for the head database to apply asOf ${formatOpTime(view.asOf)} (applied ${formatOpTime(view.headAppliedTs)})...\n`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));

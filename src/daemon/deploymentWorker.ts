@@ -10,7 +10,7 @@ import type { Catalog } from "../catalog/index.js";
 import type { DeploymentRecord } from "../catalog/deployments.js";
 import type { SliceRecord } from "../catalog/slices.js";
 import { deserializeExact, HeadDatabase, idKeyOf } from "../headdb/index.js";
-import type { OpTime } from "../headdb/resumeState.js";
+import { compareOpTimes, opTimeOf } from "../protocol/optime.js";
 import { OplogApplier } from "../oplog/apply/index.js";
 import type { OplogStore } from "../oplogstore/oplogStore.js";
 import {
@@ -53,14 +53,6 @@ export interface DeploymentWorkerOptions {
    */
   delayMs?: number;
   phaseDelayMs?: number;
-}
-
-export function toOpTimeJson(optime: OpTime | undefined): OpTimeJson | null {
-  return optime ? { t: optime.ts.t, i: optime.ts.i } : null;
-}
-
-export function compareOpTimeJson(a: OpTimeJson, b: OpTimeJson): number {
-  return a.t !== b.t ? a.t - b.t : a.i - b.i;
 }
 
 /** How many bytes of documents one building transaction inserts at most. */
@@ -150,7 +142,7 @@ export class DeploymentWorker {
       if (stream.startsWith("documents/")) documentsSlicesInserted += sequence + 1;
     const state = this.state;
     return {
-      appliedTs: toOpTimeJson(this.head.state.appliedOptime()),
+      appliedTs: opTimeOf(this.head.state.appliedOptime()),
       documentsSlicesInserted,
       oplogSlicesApplied: (this.head.state.sliceCursor(OPLOG_STREAM) ?? -1) + 1,
       missing: this.head.missing.count(),
@@ -185,10 +177,10 @@ export class DeploymentWorker {
     const awaitingAnswers =
       state.phase === "fetching_missing_documents" && state.fetch && !state.fetch.untilTs;
     if (!awaitingAnswers) await this.applyOplog(record);
-    const applied = toOpTimeJson(this.head.state.appliedOptime());
+    const applied = opTimeOf(this.head.state.appliedOptime());
     if (state.phase === "applying_oplogs") {
       const t1 = record.cloneCompleteAt!;
-      if (!applied || compareOpTimeJson(applied, t1) < 0) {
+      if (!applied || compareOpTimes(applied, t1) < 0) {
         this.mirror(record, state);
         return;
       }
@@ -365,7 +357,7 @@ export class DeploymentWorker {
         .streamHeads(record.id, record.generation)
         .find((h) => h.stream === OPLOG_STREAM);
       const untilTs = [oplogHead?.lastTs, ...answers.map((a) => a.slice.lastTs)].reduce<OpTimeJson>(
-        (latest, ts) => (ts && compareOpTimeJson(ts, latest) > 0 ? ts : latest),
+        (latest, ts) => (ts && compareOpTimes(ts, latest) > 0 ? ts : latest),
         record.cloneCompleteAt!,
       );
       const found = await Promise.all(answers.map(async (a) => readSliceDocuments(this.store, a.slice)));
@@ -385,8 +377,8 @@ export class DeploymentWorker {
       await this.pause();
       return false;
     }
-    const applied = toOpTimeJson(head.state.appliedOptime());
-    if (!applied || compareOpTimeJson(applied, fetch.untilTs) < 0) return false;
+    const applied = opTimeOf(head.state.appliedOptime());
+    if (!applied || compareOpTimes(applied, fetch.untilTs) < 0) return false;
     // This round is settled; another one asks for whatever went missing meanwhile.
     await this.save(record, { ...state, fetch: undefined });
     return head.missing.count() === 0;

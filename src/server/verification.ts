@@ -13,7 +13,7 @@ import type {
   VerificationResult,
   VerificationState,
 } from "../catalog/verifications.js";
-import { compareOpTimeJson, toOpTimeJson } from "../daemon/deploymentWorker.js";
+import { compareOpTimes, formatOpTime, opTimeOf } from "../protocol/optime.js";
 import { readSliceDocuments } from "../daemon/sliceReader.js";
 import type { HeadDatabase } from "../headdb/headDatabase.js";
 import type { DatabaseHashes, OpTimeJson, VerificationAnswer } from "../protocol/agentProtocol.js";
@@ -87,10 +87,6 @@ export function hashHeadDatabase(head: HeadDatabase, databases: string[]): Datab
     };
   }
   return hashes;
-}
-
-function formatOpTime(optime: OpTimeJson | null): string {
-  return optime ? `${optime.t}:${optime.i}` : "(none)";
 }
 
 function answerHint(error: string): string {
@@ -254,14 +250,14 @@ export class Verifications {
     if (!head || !answer || !("asOf" in answer)) return;
     // The applied optime and the hashes are read in one synchronous stretch: the daemon's
     // transactions run on this thread too, so none lands in between.
-    const applied = toOpTimeJson(head.state.appliedOptime());
-    if (!applied || compareOpTimeJson(applied, answer.asOf) < 0) return;
+    const applied = opTimeOf(head.state.appliedOptime());
+    if (!applied || compareOpTimes(applied, answer.asOf) < 0) return;
     const collections = compareHashes(
       answer.databases,
       hashHeadDatabase(head, Object.keys(answer.databases)),
     );
     const warnings: string[] = [];
-    if (compareOpTimeJson(applied, answer.asOf) > 0) {
+    if (compareOpTimes(applied, answer.asOf) > 0) {
       const warning = await this.writesBetween(verification, answer.asOf, applied);
       if (warning) warnings.push(warning);
     }
@@ -295,8 +291,8 @@ export class Verifications {
         (slice) =>
           slice.firstTs &&
           slice.lastTs &&
-          compareOpTimeJson(slice.lastTs, from) > 0 &&
-          compareOpTimeJson(slice.firstTs, to) <= 0,
+          compareOpTimes(slice.lastTs, from) > 0 &&
+          compareOpTimes(slice.firstTs, to) <= 0,
       );
     let writes = 0;
     let first: string | undefined;
@@ -306,7 +302,7 @@ export class Verifications {
           const entry = deserialize(raw);
           if (!(entry.ts instanceof Timestamp)) continue;
           const ts = { t: entry.ts.high >>> 0, i: entry.ts.low >>> 0 };
-          if (compareOpTimeJson(ts, from) <= 0 || compareOpTimeJson(ts, to) > 0 || entry.op === "n") continue;
+          if (compareOpTimes(ts, from) <= 0 || compareOpTimes(ts, to) > 0 || entry.op === "n") continue;
           writes++;
           first ??= `op '${String(entry.op)}' on ${String(entry.ns)} at ${formatOpTime(ts)}`;
         }

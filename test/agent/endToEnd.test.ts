@@ -12,7 +12,7 @@ import { Int32, Long, ObjectId, type MongoClient } from "mongodb";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startAgent, type AgentOptions, type RunningAgent } from "../../src/agent/agent.js";
 import { newestOplogOpTime } from "../../src/agent/oplogQueries.js";
-import { compareOpTimes, toTimestamp } from "../../src/agent/optime.js";
+import { compareOpTimes, toTimestamp } from "../../src/protocol/optime.js";
 import { readOpTime } from "../../src/agent/rawBson.js";
 import { AgentJob, type OpTimeJson } from "../../src/protocol/agentProtocol.js";
 import { decodeSlice } from "../../src/slice/format.js";

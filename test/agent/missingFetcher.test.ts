@@ -7,7 +7,7 @@ import { EJSON } from "bson";
 import { Int32, Long, ObjectId, type Document, type MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newestOplogOpTime } from "../../src/agent/oplogQueries.js";
-import { compareOpTimes, toOpTime } from "../../src/agent/optime.js";
+import { compareOpTimes, toOpTime } from "../../src/protocol/optime.js";
 import { MissingFetcher, splitNamespace } from "../../src/agent/missingFetcher.js";
 import { createSourceClient } from "../../src/agent/sourceClient.js";
 import { readSliceHeader } from "../../src/slice/format.js";

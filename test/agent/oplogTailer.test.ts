@@ -10,7 +10,7 @@ import { OplogGapError, StoppedError } from "../../src/agent/errors.js";
 import { createLogger } from "../../src/agent/logger.js";
 import { newestOplogOpTime, oldestOplogOpTime } from "../../src/agent/oplogQueries.js";
 import { OplogTailer, type TailStart } from "../../src/agent/oplogTailer.js";
-import { compareOpTimes, toTimestamp } from "../../src/agent/optime.js";
+import { compareOpTimes, toTimestamp } from "../../src/protocol/optime.js";
 import { readOpTime } from "../../src/agent/rawBson.js";
 import { createSourceClient } from "../../src/agent/sourceClient.js";
 import type { OpTimeJson } from "../../src/protocol/agentProtocol.js";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
 import { afterAll, describe, expect, it } from "vitest";
-import { compareOpTimeJson } from "../../src/daemon/deploymentWorker.js";
+import { compareOpTimes } from "../../src/protocol/optime.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
 import { killAll, runCli, runCliToEnd, waitForLine, type Run } from "../helpers/cli.js";
 
@@ -89,7 +89,7 @@ describe("tidemark demo", () => {
       await waitFor("more workload writes", async () => ((await count()) > before ? true : undefined));
       await waitFor("the head database to move on", async () => {
         const view = await demoView(info);
-        return view.head.appliedTs && compareOpTimeJson(view.head.appliedTs, applied) > 0 ? true : undefined;
+        return view.head.appliedTs && compareOpTimes(view.head.appliedTs, applied) > 0 ? true : undefined;
       });
     } finally {
       await client.close();

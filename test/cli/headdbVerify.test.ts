@@ -10,7 +10,7 @@ import { Int32, ObjectId } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAgent, type RunningAgent } from "../../src/agent/agent.js";
 import { newestOplogOpTime } from "../../src/agent/oplogQueries.js";
-import { compareOpTimeJson } from "../../src/daemon/deploymentWorker.js";
+import { compareOpTimes } from "../../src/protocol/optime.js";
 import type { DatabaseHashes } from "../../src/protocol/agentProtocol.js";
 import { isBackedUp } from "../../src/protocol/namespaces.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
@@ -88,7 +88,7 @@ describe("tidemark headdb verify", () => {
     const newest = (await newestOplogOpTime(source.client))!;
     await waitFor("the head database to catch up", async () => {
       const v = await view();
-      return v.head.appliedTs && compareOpTimeJson(v.head.appliedTs, newest) >= 0 ? v : undefined;
+      return v.head.appliedTs && compareOpTimes(v.head.appliedTs, newest) >= 0 ? v : undefined;
     });
   }, 60_000);
 
@@ -119,7 +119,7 @@ describe("tidemark headdb verify", () => {
       "shop.orders",
     ]);
     expect(result.collections.every((c) => c.match && c.deployment === c.head)).toBe(true);
-    expect(compareOpTimeJson(result.headAppliedTs!, result.asOf!)).toBeGreaterThanOrEqual(0);
+    expect(compareOpTimes(result.headAppliedTs!, result.asOf!)).toBeGreaterThanOrEqual(0);
   }, 30_000);
 
   it("has --help with an example", async () => {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Int32 } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAgent } from "../../src/agent/agent.js";
-import { compareOpTimeJson } from "../../src/daemon/deploymentWorker.js";
+import { compareOpTimes } from "../../src/protocol/optime.js";
 import { OPLOG_STREAM } from "../../src/protocol/agentProtocol.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
 import { startServer, type RunningServer } from "../../src/server/server.js";
@@ -121,7 +121,7 @@ describe("a corrupt slice in the oplog store", () => {
       expect(stopped.daemon.error).toMatch(/SHA-256/);
       // Slices 0 and 1 applied, nothing of slice 2 or after.
       expect(stopped.phases[3].done).toBe(2);
-      expect(compareOpTimeJson(stopped.head.appliedTs!, damaged.firstTs!)).toBeLessThan(0);
+      expect(compareOpTimes(stopped.head.appliedTs!, damaged.firstTs!)).toBeLessThan(0);
       expect(stopped.state).toBe("initial_sync");
       await server.stop();
       server = undefined;

@@ -19,7 +19,7 @@ import { Int32, ObjectId } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newestOplogOpTime } from "../../src/agent/oplogQueries.js";
 import { PHASES, type Phase } from "../../src/catalog/deployments.js";
-import { compareOpTimeJson } from "../../src/daemon/deploymentWorker.js";
+import { compareOpTimes } from "../../src/protocol/optime.js";
 import { HeadDatabase } from "../../src/headdb/index.js";
 import { isBackedUp } from "../../src/protocol/namespaces.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
@@ -238,7 +238,7 @@ describe("crash safety: SIGKILL the server in every phase and the agent during t
     const newest = (await newestOplogOpTime(source.client))!;
     const caughtUp = await waitFor("the head database to catch up", async () => {
       const v = await view();
-      return v.head.appliedTs && compareOpTimeJson(v.head.appliedTs, newest) >= 0 ? v : undefined;
+      return v.head.appliedTs && compareOpTimes(v.head.appliedTs, newest) >= 0 ? v : undefined;
     });
     expect(caughtUp.state).toBe("active");
     expect(caughtUp.generation).toBe(first.generation);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAgent, type RunningAgent } from "../../src/agent/agent.js";
 import { newestOplogOpTime } from "../../src/agent/oplogQueries.js";
 import { PHASES } from "../../src/catalog/deployments.js";
-import { compareOpTimeJson } from "../../src/daemon/deploymentWorker.js";
+import { compareOpTimes } from "../../src/protocol/optime.js";
 import { defaultNamespaceFilter } from "../../src/oplog/apply/context.js";
 import { OPLOG_STREAM } from "../../src/protocol/agentProtocol.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
@@ -139,7 +139,7 @@ describe("backup daemon: initial sync to active, head database equal to the depl
     const newest = (await newestOplogOpTime(source.client))!;
     const caughtUp = await waitFor("the head database to catch up", async () => {
       const v = await view();
-      return v.head.appliedTs && compareOpTimeJson(v.head.appliedTs, newest) >= 0 ? v : undefined;
+      return v.head.appliedTs && compareOpTimes(v.head.appliedTs, newest) >= 0 ? v : undefined;
     });
     expect(caughtUp.head.lagSeconds).toBeGreaterThanOrEqual(0);
     expect(caughtUp.phases[2].done).toBe(caughtUp.phases[2].total);

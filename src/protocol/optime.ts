@@ -1,9 +1,14 @@
 import { Timestamp } from "bson";
-import type { OpTimeJson } from "../protocol/agentProtocol.js";
+import type { OpTimeJson } from "./agentProtocol.js";
 
 /** An oplog `ts` as the protocol carries it: seconds `t` and increment `i`. */
 export function toOpTime(ts: Timestamp): OpTimeJson {
   return { t: ts.high >>> 0, i: ts.low >>> 0 };
+}
+
+/** A head database's applied optime (`{ts, ...}`) as the protocol carries it; null before any. */
+export function opTimeOf(optime: { ts: Timestamp } | undefined): OpTimeJson | null {
+  return optime ? toOpTime(optime.ts) : null;
 }
 
 export function toTimestamp(optime: OpTimeJson): Timestamp {
@@ -16,6 +21,6 @@ export function compareOpTimes(a: OpTimeJson, b: OpTimeJson): number {
 }
 
 /** `seconds:increment`, the form the CLI and the Backup page use. */
-export function formatOpTime(optime: OpTimeJson | undefined): string {
+export function formatOpTime(optime: OpTimeJson | null | undefined): string {
   return optime ? `${optime.t}:${optime.i}` : "(none)";
 }
