@@ -67,7 +67,10 @@ export interface StreamHead {
   stream: string;
   kind: SliceKind;
   namespace: string | null;
-  /** Sequences 0..lastSequence are all stored. */
+  /**
+   * Every sequence up to this one was stored; the oldest applied oplog slices may have been
+   * removed since by the retention window, never the newest.
+   */
   lastSequence: number;
   lastTs: OpTimeJson | null;
   lastId: string | null;
@@ -138,7 +141,8 @@ export class SliceRepository {
 
   /**
    * The newest slice of every stream. The agent uploads one slice at a time per stream and the
-   * server refuses gaps, so a stream's slices are always 0..lastSequence.
+   * server refuses gaps, so a stream's slices were stored as 0..lastSequence (retention removes
+   * applied oplog slices from the start, never the newest).
    */
   streamHeads(deploymentId: string, generation: number): StreamHead[] {
     const rows = this.db

@@ -307,8 +307,14 @@ export class DeploymentWorker {
   }
 
   /**
-   * One round: ask the agent for every missing `_id`, insert what it found, then apply the oplog
-   * past the newest optime known when the answers arrived. True once the missing set is empty.
+   * Advances one round of missing documents by a stage; true once the missing set is empty. The
+   * stage is in the phase state (`state.fetch`):
+   *  1. no `fetch`: ask the agent for every missing `_id` (a catalog request per collection);
+   *  2. `fetch` without `untilTs`: wait for every answer (the oplog waits too, see `step`), then
+   *     insert what was found, forget what was not, and set `untilTs`: the newest of the optimes
+   *     the agent read at and the oplog the server holds;
+   *  3. `fetch.untilTs`: once the oplog is applied past it, the round is over (`fetch` cleared);
+   *     whatever went missing meanwhile makes another round.
    */
   private async fetchMissing(record: DeploymentRecord, state: PhaseState): Promise<boolean> {
     const { head } = this;

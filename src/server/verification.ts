@@ -138,7 +138,7 @@ export class Verifications {
       if (verification.answer) return false;
       throw conflict(
         "NOT_WAITING",
-        `verification ${id} is ${verification.state}: ${verification.result?.error ?? ""}`,
+        `verification ${id} is ${verification.state}${verification.result?.error ? `: ${verification.result.error}` : ""}`,
       );
     }
     if (!verifications.recordAnswer(id, answer, "waiting_for_head")) return false;
