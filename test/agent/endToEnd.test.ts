@@ -16,30 +16,16 @@ import { compareOpTimes, toTimestamp } from "../../src/protocol/optime.js";
 import { readOpTime } from "../../src/agent/rawBson.js";
 import { AgentJob, type OpTimeJson } from "../../src/protocol/agentProtocol.js";
 import { decodeSlice } from "../../src/slice/format.js";
+import { testAgentOptions } from "../helpers/agent.js";
 import { root } from "../helpers/cli.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 import { withServer, type ServerFixture } from "../helpers/server.js";
-
-const FAST = { initialMs: 20, maxMs: 200 };
+import { waitFor } from "../helpers/wait.js";
 
 interface Deployment {
   id: string;
   name: string;
   agentKey: string;
-}
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 const keyHex = (id: unknown) => encodeIdKey(id).toString("hex");
@@ -135,21 +121,16 @@ describe("agent end to end (emulator + server + agent)", () => {
   }
 
   function agentOptions(d: Deployment, extra: Partial<AgentOptions> = {}): AgentOptions {
-    return {
+    return testAgentOptions({
       serverUrl: fx.server.url,
       agentKey: d.agentKey,
       deploymentId: d.id,
       sourceUri: source.emulator.uri,
       cloneParallelism: 2,
-      pollIntervalMs: 100,
-      heartbeatIntervalMs: 500,
-      backoff: FAST,
-      restartBackoff: FAST,
       cloneBatchSize: 300,
-      oplogAwaitMs: 100,
       log: (line) => logLines.push(line),
       ...extra,
-    };
+    });
   }
 
   function inProcessAgent(d: Deployment, extra: Partial<AgentOptions> = {}): RunningAgent {
@@ -208,10 +189,14 @@ describe("agent end to end (emulator + server + agent)", () => {
   async function oplogCaughtUp(d: Deployment): Promise<OpTimeJson> {
     await source.client.db("ping").collection<AnyDoc>("ping").insertOne({ at: new Date() });
     const newest = (await newestOplogOpTime(source.client))!;
-    return waitFor("the oplog stream to catch up", async () => {
-      const lastTs = (await job(d)).oplog.lastTs;
-      return lastTs && compareOpTimes(lastTs, newest) >= 0 ? lastTs : undefined;
-    });
+    return waitFor(
+      "the oplog stream to catch up",
+      async () => {
+        const lastTs = (await job(d)).oplog.lastTs;
+        return lastTs && compareOpTimes(lastTs, newest) >= 0 ? lastTs : undefined;
+      },
+      30_000,
+    );
   }
 
   /** The oplog slices are the deployment's oplog from T0 to their last entry, byte for byte. */
@@ -355,11 +340,20 @@ describe("agent end to end (emulator + server + agent)", () => {
     const generation = await waitFor(
       "the job to start",
       async () => (await job(d)).t0 && (await job(d)).generation,
+      30_000,
     );
-    await waitFor("some document slices", () => documentSliceCount(d, generation) >= 8 || undefined);
+    await waitFor(
+      "some document slices",
+      () => documentSliceCount(d, generation) >= 8 || undefined,
+      30_000,
+      25,
+    );
     // Killed part-way through a collection (not between two), so that one must resume.
-    await waitFor("a collection part-way", async () =>
-      (await job(d)).collections.find((c) => !c.done && c.nextSequence >= 3),
+    await waitFor(
+      "a collection part-way",
+      async () => (await job(d)).collections.find((c) => !c.done && c.nextSequence >= 3),
+      30_000,
+      25,
     );
     child.kill("SIGKILL");
     await new Promise((resolve) => child.once("exit", resolve));
@@ -431,10 +425,14 @@ describe("agent end to end (emulator + server + agent)", () => {
     source.emulator.faults.truncateOplog(10);
 
     const second = inProcessAgent(d);
-    const view = await waitFor("resync_required", async () => {
-      const v = await fx.api<{ state: string; resyncReason: string }>("GET", `/api/v1/deployments/${d.id}`);
-      return v.body.state === "resync_required" ? v.body : undefined;
-    });
+    const view = await waitFor(
+      "resync_required",
+      async () => {
+        const v = await fx.api<{ state: string; resyncReason: string }>("GET", `/api/v1/deployments/${d.id}`);
+        return v.body.state === "resync_required" ? v.body : undefined;
+      },
+      30_000,
+    );
     expect(view.resyncReason).toContain(`resume at ${resumeAt.t}:${resumeAt.i}`);
     expect(view.resyncReason).toMatch(/oldest entry still in the oplog is \d+:\d+/);
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -458,19 +456,24 @@ describe("agent end to end (emulator + server + agent)", () => {
     const started = await waitFor(
       "the clone to complete",
       async () => (await job(d)).cloneCompleteAt && (await job(d)),
+      30_000,
     );
     const ids = EJSON.stringify({ ids: [0, 1, 5000, "gone"] }, { relaxed: false });
     const request = fx.server.context.catalog.missing.create(d.id, started.generation, "shop.customers", ids);
-    await waitFor("the missing request to be answered", async () =>
-      (await job(d)).missing.length === 0 ? true : undefined,
+    await waitFor(
+      "the missing request to be answered",
+      async () => ((await job(d)).missing.length === 0 ? true : undefined),
+      30_000,
     );
     const [answer] = await streamSlices(d, `missing/${request.id}`);
     const found = [...answer.documents()].map((doc) => deserialize(doc)._id);
     expect(found).toEqual([0, 1]);
 
     expect((await fx.api("POST", `/api/v1/deployments/${d.id}/backup/stop`)).status).toBe(200);
-    await waitFor("the agent to stop working", () =>
-      agent.status().activity.includes("stopped") ? true : undefined,
+    await waitFor(
+      "the agent to stop working",
+      () => (agent.status().activity.includes("stopped") ? true : undefined),
+      30_000,
     );
     expect((await fx.api("DELETE", `/api/v1/deployments/${d.id}`)).status).toBe(200);
     await agent.done; // terminated: the agent exits (code 0 from the CLI)

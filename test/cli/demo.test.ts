@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { compareOpTimes } from "../../src/protocol/optime.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
 import { killAll, runCli, runCliToEnd, waitForLine, type Run } from "../helpers/cli.js";
+import { waitFor } from "../helpers/wait.js";
 
 interface DemoInfo {
   deployment: string;
@@ -19,16 +20,6 @@ interface DemoInfo {
   adminKey: string;
   dataDir: string;
   workload: boolean;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 async function startDemo(dataDir: string, extra: string[] = []): Promise<{ run: Run; info: DemoInfo }> {

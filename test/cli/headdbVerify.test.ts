@@ -8,7 +8,7 @@
 import { serialize, UUID } from "bson";
 import { Int32, ObjectId } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAgent, type RunningAgent } from "../../src/agent/agent.js";
+import type { RunningAgent } from "../../src/agent/agent.js";
 import { newestOplogOpTime } from "../../src/agent/oplogQueries.js";
 import { compareOpTimes } from "../../src/protocol/optime.js";
 import type { DatabaseHashes } from "../../src/protocol/agentProtocol.js";
@@ -18,18 +18,8 @@ import type { VerificationView } from "../../src/server/verification.js";
 import { killAll, runCliToEnd } from "../helpers/cli.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 import { ADMIN_KEY, withServer, type ServerFixture } from "../helpers/server.js";
-
-const FAST = { initialMs: 20, maxMs: 200 };
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 40_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+import { startTestAgent } from "../helpers/agent.js";
+import { waitFor } from "../helpers/wait.js";
 
 describe("tidemark headdb verify", () => {
   let source: EmulatorFixture;
@@ -64,32 +54,35 @@ describe("tidemark headdb verify", () => {
     });
     ({ id: deploymentId, agentKey } = created.body);
     expect((await fx.api("POST", "/api/v1/deployments/rs/backup/start")).status).toBe(200);
-    agent = startAgent({
+    agent = startTestAgent({
       serverUrl: fx.server.url,
       agentKey,
       deploymentId,
       sourceUri: source.emulator.uri,
-      pollIntervalMs: 100,
-      heartbeatIntervalMs: 500,
-      backoff: FAST,
-      restartBackoff: FAST,
       cloneBatchSize: 200,
-      oplogAwaitMs: 100,
       log: (line) => logLines.push(line),
     });
-    await waitFor("the backup to become active", async () => {
-      const v = await view();
-      if (v.daemon.error) throw new Error(`daemon error: ${v.daemon.error}`);
-      return v.state === "active" ? v : undefined;
-    });
+    await waitFor(
+      "the backup to become active",
+      async () => {
+        const v = await view();
+        if (v.daemon.error) throw new Error(`daemon error: ${v.daemon.error}`);
+        return v.state === "active" ? v : undefined;
+      },
+      40_000,
+    );
     // Writes after T0, through the oplog: the head database applies them.
     await shop.collection<AnyDoc>("orders").insertOne({ _id: new ObjectId(), n: -1 });
     await shop.collection<AnyDoc>("customers").updateOne({ _id: 7 }, { $set: { vip: true } });
     const newest = (await newestOplogOpTime(source.client))!;
-    await waitFor("the head database to catch up", async () => {
-      const v = await view();
-      return v.head.appliedTs && compareOpTimes(v.head.appliedTs, newest) >= 0 ? v : undefined;
-    });
+    await waitFor(
+      "the head database to catch up",
+      async () => {
+        const v = await view();
+        return v.head.appliedTs && compareOpTimes(v.head.appliedTs, newest) >= 0 ? v : undefined;
+      },
+      40_000,
+    );
   }, 60_000);
 
   afterAll(async () => {

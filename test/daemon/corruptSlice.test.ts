@@ -8,25 +8,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Int32 } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAgent } from "../../src/agent/agent.js";
 import { compareOpTimes } from "../../src/protocol/optime.js";
 import { OPLOG_STREAM } from "../../src/protocol/agentProtocol.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
 import { startServer, type RunningServer } from "../../src/server/server.js";
+import { startTestAgent } from "../helpers/agent.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
+import { waitFor } from "../helpers/wait.js";
 
 const ADMIN_KEY = "corrupt-slice-admin-key-0123456789";
-const FAST = { initialMs: 20, maxMs: 200 };
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe("a corrupt slice in the oplog store", () => {
   let source: EmulatorFixture;
@@ -76,16 +66,11 @@ describe("a corrupt slice in the oplog store", () => {
       name: "rs",
     });
     await api("POST", `/api/v1/deployments/${id}/backup/start`);
-    const agent = startAgent({
+    const agent = startTestAgent({
       serverUrl: server.url,
       agentKey,
       deploymentId: id,
       sourceUri: source.emulator.uri,
-      pollIntervalMs: 100,
-      backoff: FAST,
-      restartBackoff: FAST,
-      oplogAwaitMs: 100,
-      log: () => {},
     });
     const items = source.client.db("shop").collection<AnyDoc>("items");
     const view = () => api<DeploymentView>("GET", `/api/v1/deployments/${id}`);

@@ -25,6 +25,7 @@ import { isBackedUp } from "../../src/protocol/namespaces.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
 import { killAll, runCli, runCliToEnd, waitForLine, type Run } from "../helpers/cli.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
+import { waitFor } from "../helpers/wait.js";
 
 const ADMIN_KEY = "crash-test-admin-key-0123456789";
 const HIDDEN = [10, 1010, 2020];
@@ -38,16 +39,6 @@ async function freePort(): Promise<number> {
       probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
     });
   });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe("crash safety: SIGKILL the server in every phase and the agent during the clone", () => {
@@ -175,10 +166,15 @@ describe("crash safety: SIGKILL the server in every phase and the agent during t
     })();
 
     startAgentProcess(agentKey);
-    const first = await waitFor("the clone to upload slices", async () => {
-      const v = await view();
-      return v.phase === "transferring" && v.slices.documents.count >= 3 ? v : undefined;
-    });
+    const first = await waitFor(
+      "the clone to upload slices",
+      async () => {
+        const v = await view();
+        return v.phase === "transferring" && v.slices.documents.count >= 3 ? v : undefined;
+      },
+      60_000,
+      20,
+    );
     const t0 = first.initialSync.t0;
     expect(t0).not.toBeNull();
 
@@ -189,13 +185,21 @@ describe("crash safety: SIGKILL the server in every phase and the agent during t
 
     const killedIn: string[] = [];
     const killServerIn = async (phase: string, ready: (v: DeploymentView) => boolean = () => true) => {
-      const seen = await waitFor(`phase ${phase}`, async () => {
-        const v = await view();
-        if (v.daemon.error) throw new Error(`daemon error: ${v.daemon.error}`);
-        if (phase !== "active" && PHASES.indexOf(v.phase!) > PHASES.indexOf(phase as Phase))
-          throw new Error(`the job passed ${phase} (now ${v.phase}) before the server could be killed in it`);
-        return (phase === "active" ? v.state === "active" : v.phase === phase) && ready(v) ? v : undefined;
-      });
+      // Polled every 20 ms: a phase may last only moments.
+      const seen = await waitFor(
+        `phase ${phase}`,
+        async () => {
+          const v = await view();
+          if (v.daemon.error) throw new Error(`daemon error: ${v.daemon.error}`);
+          if (phase !== "active" && PHASES.indexOf(v.phase!) > PHASES.indexOf(phase as Phase))
+            throw new Error(
+              `the job passed ${phase} (now ${v.phase}) before the server could be killed in it`,
+            );
+          return (phase === "active" ? v.state === "active" : v.phase === phase) && ready(v) ? v : undefined;
+        },
+        60_000,
+        20,
+      );
       await killServer();
       killedIn.push(phase);
       await startServerProcess();

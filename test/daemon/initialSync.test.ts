@@ -6,7 +6,7 @@
  */
 import { Int32, ObjectId } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAgent, type RunningAgent } from "../../src/agent/agent.js";
+import type { RunningAgent } from "../../src/agent/agent.js";
 import { newestOplogOpTime } from "../../src/agent/oplogQueries.js";
 import { PHASES } from "../../src/catalog/deployments.js";
 import { compareOpTimes } from "../../src/protocol/optime.js";
@@ -16,18 +16,8 @@ import type { DeploymentView } from "../../src/server/deploymentView.js";
 import { sliceStoreKey } from "../../src/server/sliceCleanup.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 import { withServer, type ServerFixture } from "../helpers/server.js";
-
-const FAST = { initialMs: 20, maxMs: 200 };
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+import { startTestAgent } from "../helpers/agent.js";
+import { waitFor } from "../helpers/wait.js";
 
 describe("backup daemon: initial sync to active, head database equal to the deployment", () => {
   let source: EmulatorFixture;
@@ -102,29 +92,28 @@ describe("backup daemon: initial sync to active, head database equal to the depl
       return i;
     })();
 
-    agent = startAgent({
+    agent = startTestAgent({
       serverUrl: fx.server.url,
       agentKey,
       deploymentId: id,
       sourceUri: source.emulator.uri,
       cloneParallelism: 2,
-      pollIntervalMs: 100,
-      heartbeatIntervalMs: 500,
-      backoff: FAST,
-      restartBackoff: FAST,
       cloneBatchSize: 200,
-      oplogAwaitMs: 100,
       log: (line) => logLines.push(line),
     });
 
     const seen: string[] = [];
     const view = async () => (await fx.api<DeploymentView>("GET", `/api/v1/deployments/${id}`)).body;
-    const active = await waitFor("the job to become active", async () => {
-      const v = await view();
-      if (v.daemon.error) throw new Error(`daemon error: ${v.daemon.error}`);
-      if (v.phase && seen.at(-1) !== v.phase) seen.push(v.phase);
-      return v.state === "active" ? v : undefined;
-    });
+    const active = await waitFor(
+      "the job to become active",
+      async () => {
+        const v = await view();
+        if (v.daemon.error) throw new Error(`daemon error: ${v.daemon.error}`);
+        if (v.phase && seen.at(-1) !== v.phase) seen.push(v.phase);
+        return v.state === "active" ? v : undefined;
+      },
+      90_000,
+    );
     writing = false;
     expect(await workload).toBeGreaterThan(10);
     expect(active.phase).toBe("complete");
@@ -137,10 +126,14 @@ describe("backup daemon: initial sync to active, head database equal to the depl
 
     // Continuous backup: the head database catches up with the deployment's last write.
     const newest = (await newestOplogOpTime(source.client))!;
-    const caughtUp = await waitFor("the head database to catch up", async () => {
-      const v = await view();
-      return v.head.appliedTs && compareOpTimes(v.head.appliedTs, newest) >= 0 ? v : undefined;
-    });
+    const caughtUp = await waitFor(
+      "the head database to catch up",
+      async () => {
+        const v = await view();
+        return v.head.appliedTs && compareOpTimes(v.head.appliedTs, newest) >= 0 ? v : undefined;
+      },
+      90_000,
+    );
     expect(caughtUp.head.lagSeconds).toBeGreaterThanOrEqual(0);
     expect(caughtUp.phases[2].done).toBe(caughtUp.phases[2].total);
 
@@ -173,10 +166,14 @@ describe("backup daemon: initial sync to active, head database equal to the depl
     // newest stays, and the phases still count every slice.
     const { catalog, store } = fx.server.context;
     const { generation } = await view();
-    const stored = await waitFor("old oplog slices to expire", async () => {
-      const oplog = catalog.slices.list(id, generation, "oplog");
-      return oplog.length > 0 && oplog[0].sequence > 0 ? oplog : undefined;
-    });
+    const stored = await waitFor(
+      "old oplog slices to expire",
+      async () => {
+        const oplog = catalog.slices.list(id, generation, "oplog");
+        return oplog.length > 0 && oplog[0].sequence > 0 ? oplog : undefined;
+      },
+      90_000,
+    );
     const final = await view();
     expect(stored.at(-1)!.sequence).toBe(final.phases[3].total! - 1);
     expect(final.phases[3].done).toBe(final.phases[3].total);

@@ -15,7 +15,7 @@ import { Daemon } from "../../src/daemon/daemon.js";
 import { openOplogStore } from "../../src/oplogstore/open.js";
 import type { OplogStore } from "../../src/oplogstore/oplogStore.js";
 import { sliceStoreKey } from "../../src/server/sliceCleanup.js";
-import { decodeSlice, encodeSlice } from "../../src/slice/format.js";
+import { putStoredSlice } from "../helpers/storedSlices.js";
 
 const uuid = new UUID();
 const insert = (t: number, id: number) =>
@@ -58,32 +58,10 @@ describe("the daemon when the job changes", () => {
     sequence: number,
     docs: Buffer[],
   ) {
-    const ts = kind === "oplog" ? { firstTs: new Timestamp({ t: 10 + sequence, i: 1 }) } : {};
-    const namespace = stream.slice(stream.indexOf("/") + 1);
-    const extra = kind === "oplog" ? { ...ts, lastTs: ts.firstTs } : { namespace };
-    const bytes = encodeSlice({ kind, deployment: deploymentId, stream, sequence, ...extra }, docs, "none");
-    const storeKey = sliceStoreKey(deploymentId, generation, stream, sequence);
-    await store.put(storeKey, bytes);
-    const { header } = decodeSlice(bytes);
-    const optime = (t?: Timestamp) => (t ? { t: t.high >>> 0, i: t.low >>> 0 } : null);
-    catalog.slices.insert({
-      deploymentId,
-      generation,
-      stream,
-      sequence,
-      kind,
-      namespace: kind === "oplog" ? null : namespace,
-      firstTs: optime(header.firstTs),
-      lastTs: optime(header.lastTs),
-      lastId: null,
-      count: docs.length,
-      bytes: bytes.length,
-      uncompressedBytes: bytes.length,
-      codec: "none",
-      sha256: header.bodySha256.toString("hex"),
-      storeKey,
-      createdAt: Date.now(),
-    });
+    const firstTs = new Timestamp({ t: 10 + sequence, i: 1 });
+    const header =
+      kind === "oplog" ? { firstTs, lastTs: firstTs } : { namespace: stream.slice(stream.indexOf("/") + 1) };
+    await putStoredSlice(catalog, store, { deploymentId, generation, kind, stream, sequence, docs, header });
   }
 
   /** Generation `generation` with T0, T1 and a catalog slice: what an agent leaves after a clone. */

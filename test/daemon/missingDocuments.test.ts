@@ -16,8 +16,7 @@ import { DeploymentWorker } from "../../src/daemon/deploymentWorker.js";
 import { idKeyOf } from "../../src/headdb/index.js";
 import { openOplogStore } from "../../src/oplogstore/open.js";
 import type { OplogStore } from "../../src/oplogstore/oplogStore.js";
-import { sliceStoreKey } from "../../src/server/sliceCleanup.js";
-import { decodeSlice, encodeSlice } from "../../src/slice/format.js";
+import { putStoredSlice } from "../helpers/storedSlices.js";
 
 const uuid = new UUID();
 const ts = (t: number) => new Timestamp({ t, i: 1 });
@@ -51,28 +50,14 @@ describe("fetching missing documents", () => {
     docs: Buffer[],
     extra: { namespace?: string; firstTs?: Timestamp; lastTs?: Timestamp } = {},
   ): Promise<void> {
-    const bytes = encodeSlice({ kind, deployment: deploymentId, stream, sequence, ...extra }, docs, "none");
-    const storeKey = sliceStoreKey(deploymentId, 0, stream, sequence);
-    await store.put(storeKey, bytes);
-    const { header } = decodeSlice(bytes);
-    const optime = (t?: Timestamp) => (t ? { t: t.high >>> 0, i: t.low >>> 0 } : null);
-    catalog.slices.insert({
+    await putStoredSlice(catalog, store, {
       deploymentId,
       generation: 0,
+      kind,
       stream,
       sequence,
-      kind,
-      namespace: extra.namespace ?? null,
-      firstTs: optime(header.firstTs),
-      lastTs: optime(header.lastTs),
-      lastId: null,
-      count: docs.length,
-      bytes: bytes.length,
-      uncompressedBytes: bytes.length,
-      codec: "none",
-      sha256: header.bodySha256.toString("hex"),
-      storeKey,
-      createdAt: Date.now(),
+      docs,
+      header: extra,
     });
   }
   const putOplog = (sequence: number, entries: Buffer[], first: number, last: number) =>

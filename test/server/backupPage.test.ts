@@ -8,15 +8,15 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { Int32 } from "mongodb";
 import { chromium, type Browser, type BrowserContextOptions, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAgent, type RunningAgent } from "../../src/agent/agent.js";
+import type { RunningAgent } from "../../src/agent/agent.js";
 import { PHASES } from "../../src/catalog/deployments.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
 import { backupPageDir } from "../../src/server/routes/backupPage.js";
+import { startTestAgent } from "../helpers/agent.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 import { ADMIN_KEY, withServer, type ServerFixture } from "../helpers/server.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const FAST = { initialMs: 20, maxMs: 200 };
 const UPDATE = { timeout: 10_000, interval: 100 };
 /** The seed's phase names (backup-flow.rst), in its order. */
 const SEED_PHASES = [
@@ -233,19 +233,13 @@ describe("Backup page", () => {
 
     // Slow replies make the clone last several of the page's polls, so it must show transferring.
     source.emulator.faults.delayReplies(150);
-    agent = startAgent({
+    agent = startTestAgent({
       serverUrl: fx.server.url,
       agentKey,
       deploymentId: id,
       sourceUri: source.emulator.uri,
       cloneParallelism: 2,
-      pollIntervalMs: 100,
-      heartbeatIntervalMs: 500,
-      backoff: FAST,
-      restartBackoff: FAST,
       cloneBatchSize: 20,
-      oplogAwaitMs: 100,
-      log: () => {},
     });
 
     const seen: string[] = [];
