@@ -57,7 +57,8 @@ describe("agent end to end (emulator + server + agent)", () => {
 
   beforeAll(async () => {
     source = await withEmulator();
-    fx = await withServer({ sliceMb: 0.05, oplogFlushSeconds: 0.3 });
+    // The agent alone: a running daemon would finish the initial sync (state active) while we inspect it.
+    fx = await withServer({ sliceMb: 0.05, oplogFlushSeconds: 0.3, daemon: false });
     const shop = source.client.db("shop");
     for (let batch = 0; batch < 8; batch++) {
       await shop.collection<AnyDoc>("orders").insertMany(
