@@ -28,6 +28,10 @@ export interface DeploymentRecord {
   cloneCompleteAt: OpTimeJson | null;
   estimate: { bytes: number; documents: number; collections: number } | null;
   resyncReason: string | null;
+  /** The deployment's own snapshot store spec, overriding the server's (`--snapshot-store`). */
+  snapshotStore: string | null;
+  /** The deployment's snapshot schedule and retention, overriding the server's (JSON, see src/snapshot/policy.ts). */
+  snapshotSchedule: Record<string, unknown> | null;
 }
 
 interface Row {
@@ -46,6 +50,8 @@ interface Row {
   estimate_documents: number | null;
   estimate_collections: number | null;
   resync_reason: string | null;
+  snapshot_store: string | null;
+  snapshot_schedule: string | null;
 }
 
 function fromRow(row: Row): DeploymentRecord {
@@ -70,6 +76,10 @@ function fromRow(row: Row): DeploymentRecord {
             collections: row.estimate_collections ?? 0,
           },
     resyncReason: row.resync_reason,
+    snapshotStore: row.snapshot_store,
+    snapshotSchedule: row.snapshot_schedule
+      ? (JSON.parse(row.snapshot_schedule) as Record<string, unknown>)
+      : null,
   };
 }
 
@@ -159,6 +169,19 @@ export class DeploymentRepository {
     } else {
       this.db.prepare("UPDATE deployments SET agent_last_seen = ? WHERE id = ?").run(Date.now(), id);
     }
+  }
+
+  /** Sets (or with null, clears) the deployment's own snapshot store and schedule; undefined leaves one as it is. */
+  setSnapshotSettings(
+    id: string,
+    settings: { store?: string | null; schedule?: Record<string, unknown> | null },
+  ): void {
+    if (settings.store !== undefined)
+      this.db.prepare("UPDATE deployments SET snapshot_store = ? WHERE id = ?").run(settings.store, id);
+    if (settings.schedule !== undefined)
+      this.db
+        .prepare("UPDATE deployments SET snapshot_schedule = ? WHERE id = ?")
+        .run(settings.schedule === null ? null : JSON.stringify(settings.schedule), id);
   }
 
   delete(id: string): void {

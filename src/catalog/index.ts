@@ -1,8 +1,10 @@
 import { openCatalog, type CatalogDatabase } from "./catalog.js";
+import { DataKeyRepository } from "./dataKeys.js";
 import { DeploymentRepository } from "./deployments.js";
 import { MissingRequestRepository } from "./missing.js";
 import { CloneProgressRepository } from "./progress.js";
 import { SliceRepository } from "./slices.js";
+import { SnapshotRepository } from "./snapshots.js";
 import { VerificationRepository } from "./verifications.js";
 
 /** The catalog and its repositories, opened together. */
@@ -12,6 +14,8 @@ export class Catalog {
   readonly cloneProgress: CloneProgressRepository;
   readonly missing: MissingRequestRepository;
   readonly verifications: VerificationRepository;
+  readonly snapshots: SnapshotRepository;
+  readonly dataKeys: DataKeyRepository;
 
   constructor(readonly db: CatalogDatabase) {
     this.deployments = new DeploymentRepository(db);
@@ -19,6 +23,8 @@ export class Catalog {
     this.cloneProgress = new CloneProgressRepository(db);
     this.missing = new MissingRequestRepository(db);
     this.verifications = new VerificationRepository(db);
+    this.snapshots = new SnapshotRepository(db);
+    this.dataKeys = new DataKeyRepository(db);
   }
 
   static open(path: string): Catalog {

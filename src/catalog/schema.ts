@@ -76,4 +76,50 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX verifications_by_deployment ON verifications (deployment_id, generation, state);
   `,
+  `
+  CREATE TABLE snapshots (
+    id TEXT PRIMARY KEY,
+    -- No foreign key: a terminated deployment's snapshots stay until they expire or are deleted.
+    deployment_id TEXT NOT NULL,
+    deployment_name TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    status TEXT NOT NULL,
+    store TEXT NOT NULL,
+    store_kind TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    completed_at INTEGER,
+    ts TEXT,
+    wall_time INTEGER,
+    change_number INTEGER,
+    logical_bytes INTEGER NOT NULL DEFAULT 0,
+    stored_bytes INTEGER NOT NULL DEFAULT 0,
+    expires_at INTEGER,
+    manifest TEXT,
+    error TEXT,
+    verify_state TEXT,
+    verified_at INTEGER,
+    verify_result TEXT
+  );
+  CREATE INDEX snapshots_by_deployment ON snapshots (deployment_id, created_at);
+
+  -- Every block a snapshot refers to, written before the block is stored, so groom never removes
+  -- a block that a snapshot being written uses.
+  CREATE TABLE snapshot_blocks (
+    snapshot_id TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    store TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (snapshot_id, hash)
+  );
+  CREATE INDEX snapshot_blocks_by_hash ON snapshot_blocks (store, hash);
+
+  CREATE TABLE data_keys (
+    id TEXT PRIMARY KEY,
+    master_fingerprint TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+
+  ALTER TABLE deployments ADD COLUMN snapshot_store TEXT;
+  ALTER TABLE deployments ADD COLUMN snapshot_schedule TEXT;
+  `,
 ];

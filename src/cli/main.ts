@@ -8,6 +8,7 @@ import { emulatorCommand } from "./emulator.js";
 import { headdbCommand } from "./headdb.js";
 import { serverCommand } from "./server.js";
 import { slicesCommand } from "./slices.js";
+import { snapshotsCommand } from "./snapshots.js";
 
 const program = new Command()
   .name("tidemark")
@@ -22,6 +23,7 @@ program.addCommand(deploymentsCommand());
 program.addCommand(backupCommand());
 program.addCommand(slicesCommand());
 program.addCommand(headdbCommand());
+program.addCommand(snapshotsCommand());
 program.addCommand(emulatorCommand());
 
 program.parseAsync(process.argv).catch((error: unknown) => {

@@ -27,6 +27,10 @@ interface ServerCliOptions {
   s3ForcePathStyle?: boolean;
   oplogStoreMaxGb?: number;
   oplogRetentionHours?: number;
+  snapshotStore?: string;
+  snapshotIntervalHours?: number;
+  encryptionKeyFile?: string;
+  previousEncryptionKeyFile?: string[];
 }
 
 export function serverCommand(): Command {
@@ -58,6 +62,20 @@ export function serverCommand(): Command {
       "point-in-time window: applied oplog slices older than this are removed (default 24)",
       positive,
     )
+    .option(
+      "--snapshot-store <spec>",
+      "where snapshots go: blockstore (default, <data-dir>/blockstore.sqlite), PATH.sqlite, s3://BUCKET/PREFIX or fs:/PATH",
+    )
+    .option("--snapshot-interval-hours <hours>", "take a scheduled snapshot this often (default 6)", positive)
+    .option(
+      "--encryption-key-file <file>",
+      "encrypt snapshots (AES-256-GCM) with the 32-byte master key in this file (hex or base64); or set TIDEMARK_ENCRYPTION_KEY",
+    )
+    .option(
+      "--previous-encryption-key-file <file>",
+      "a master key being rotated out: data keys it wraps are re-wrapped under the current one (repeatable)",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .addHelpText(
       "after",
       `
@@ -66,7 +84,8 @@ prints it once. Use it as TIDEMARK_API_KEY for the other commands.
 
 Examples:
   $ tidemark server --data-dir /var/lib/tidemark --port 8080
-  $ tidemark server --oplog-store s3://backups/tidemark --s3-endpoint http://127.0.0.1:9000 --s3-force-path-style`,
+  $ tidemark server --oplog-store s3://backups/tidemark --s3-endpoint http://127.0.0.1:9000 --s3-force-path-style
+  $ tidemark server --snapshot-store fs:/backups/snapshots --encryption-key-file /etc/tidemark/master.key`,
     )
     .action(async (opts: ServerCliOptions) => {
       // Loaded when run, not by main.ts: every command would pay for the server's modules.
@@ -87,6 +106,19 @@ Examples:
         ...(opts.oplogStore ? { oplogStore: opts.oplogStore } : {}),
         ...(opts.oplogStoreMaxGb ? { oplogStoreMaxBytes: Math.floor(opts.oplogStoreMaxGb * 1024 ** 3) } : {}),
         ...(opts.oplogRetentionHours ? { oplogRetentionHours: opts.oplogRetentionHours } : {}),
+        ...(opts.snapshotStore ? { snapshotStore: opts.snapshotStore } : {}),
+        ...(opts.snapshotIntervalHours
+          ? {
+              snapshotSchedule: {
+                ...(fromFile.snapshotSchedule ?? {}),
+                intervalHours: opts.snapshotIntervalHours,
+              },
+            }
+          : {}),
+        ...(opts.encryptionKeyFile ? { encryptionKeyFile: opts.encryptionKeyFile } : {}),
+        ...(opts.previousEncryptionKeyFile
+          ? { previousEncryptionKeyFiles: opts.previousEncryptionKeyFile }
+          : {}),
         s3,
       });
       if (server.generatedAdminKey) {

@@ -10,7 +10,7 @@ import type { Catalog } from "../catalog/index.js";
 import type { HeadDatabase } from "../headdb/headDatabase.js";
 import type { OplogStore } from "../oplogstore/oplogStore.js";
 import { DeploymentWorker, type HeadStatus } from "./deploymentWorker.js";
-import { removeExpiredOplogSlices } from "./retention.js";
+import { pointInTimeBase, removeExpiredOplogSlices } from "./retention.js";
 
 /** How long one pass works on one deployment before moving to the next. */
 const STEP_BUDGET_MS = 1000;
@@ -147,12 +147,15 @@ export class Daemon {
       // After a resync the head database may still hold the older generation's cursor.
       if (!record || worker.failure || worker.generation !== record.generation) continue;
       try {
+        const nowMs = Date.now();
+        const windowStart = Math.floor((nowMs - this.options.oplogRetentionMs) / 1000);
         const removed = await removeExpiredOplogSlices(catalog, store, {
           deploymentId,
           generation: record.generation,
           appliedSequence: status.oplogSlicesApplied - 1,
           windowMs: this.options.oplogRetentionMs,
-          nowMs: Date.now(),
+          nowMs,
+          keepAfterSeconds: pointInTimeBase(catalog, deploymentId, windowStart),
         });
         if (removed > 0)
           log(`${record.name}: removed ${removed} oplog slices older than the retention window`);

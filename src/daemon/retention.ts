@@ -3,6 +3,10 @@
  * has applied it and its newest entry is older than the window (DESIGN.md: slices are kept for
  * point-in-time restores; none is removed before it is applied). The newest oplog slice always
  * stays, because the stream's head tells the agent where to resume.
+ *
+ * Counted from the snapshots that exist: a point-in-time restore to a time in the window starts
+ * from the newest snapshot at or before it, so the slices after the newest complete snapshot at
+ * or before the window's start stay too (`keepAfterSeconds`), however old.
  */
 import type { Catalog } from "../catalog/index.js";
 import type { OplogStore } from "../oplogstore/oplogStore.js";
@@ -16,6 +20,25 @@ export interface RetentionPass {
   /** The window in milliseconds, and the time it ends at (now). */
   windowMs: number;
   nowMs: number;
+  /** Slices whose newest entry is at or after this (seconds) stay (see `pointInTimeBase`). */
+  keepAfterSeconds?: number;
+}
+
+/**
+ * The ts (seconds) of the newest complete snapshot at or before the window's start: restores to
+ * the start of the window replay the oplog from there. Undefined without such a snapshot.
+ */
+export function pointInTimeBase(
+  catalog: Catalog,
+  deploymentId: string,
+  windowStartSeconds: number,
+): number | undefined {
+  let base: number | undefined;
+  for (const snapshot of catalog.snapshots.forDeployment(deploymentId)) {
+    if (snapshot.status !== "complete" || !snapshot.ts || snapshot.ts.t > windowStartSeconds) continue;
+    base = Math.max(base ?? 0, snapshot.ts.t);
+  }
+  return base;
 }
 
 /** Removes what the window lets go; returns how many slices were removed. */
@@ -30,7 +53,8 @@ export async function removeExpiredOplogSlices(
     .find((head) => head.stream === OPLOG_STREAM)?.lastSequence;
   if (newest === undefined) return 0;
   const maxSequence = Math.min(pass.appliedSequence, newest - 1);
-  const beforeSeconds = Math.floor((pass.nowMs - pass.windowMs) / 1000);
+  const windowStart = Math.floor((pass.nowMs - pass.windowMs) / 1000);
+  const beforeSeconds = Math.min(windowStart, pass.keepAfterSeconds ?? windowStart);
   const expired = catalog.slices.expiredOplogSlices(deploymentId, generation, beforeSeconds, maxSequence);
   for (const slice of expired) {
     // The object first: a crash in between leaves a row pointing at nothing (already applied,

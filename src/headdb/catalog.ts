@@ -12,7 +12,7 @@
  * lists them; a consistent head database has none).
  */
 import { serialize, UUID, type Binary, type Document } from "bson";
-import type { HeadEnvironment } from "./environment.js";
+import type { HeadEnvironment, ReadOptions } from "./environment.js";
 import { HeadDbError } from "./errors.js";
 import { deserializeExact } from "./exactBson.js";
 import { databasePrefix, namespaceKey, parseNamespaceKey, prefixRange, uuidBytes } from "./keys.js";
@@ -53,8 +53,15 @@ export class Catalog {
    */
   private readonly records = new Map<string, CollectionRecord | undefined>();
 
-  constructor(private readonly env: HeadEnvironment) {
-    env.onAbort(() => this.records.clear());
+  /**
+   * `read` gives the reads a snapshot's transaction: such an instance only reads, and its cache
+   * stays valid (the snapshot never changes).
+   */
+  constructor(
+    private readonly env: HeadEnvironment,
+    private readonly read: ReadOptions = {},
+  ) {
+    if (!("transaction" in read)) env.onAbort(() => this.records.clear());
   }
 
   /** The record of collection `uuid`, wherever its name is. */
@@ -62,7 +69,7 @@ export class Catalog {
     const id = uuidBytes(uuid);
     const key = Buffer.from(id).toString("hex");
     if (this.records.has(key)) return this.records.get(key);
-    const raw = this.env.stores.collections.get(id);
+    const raw = this.env.stores.collections.get(id, { ...this.read });
     const record = raw && decodeCollection(raw);
     this.records.set(key, record);
     return record;
@@ -70,7 +77,7 @@ export class Catalog {
 
   /** What holds `db.name` now: a collection, a view, or nothing. */
   lookup(db: string, name: string): NamespaceEntry | undefined {
-    const raw = this.env.stores.namespaces.get(namespaceKey(db, name));
+    const raw = this.env.stores.namespaces.get(namespaceKey(db, name), { ...this.read });
     return raw && this.decodeNamespace(db, name, raw);
   }
 
@@ -128,7 +135,7 @@ export class Catalog {
   /** Names of the databases that hold at least one collection or view, in byte order. */
   databases(): string[] {
     const names: string[] = [];
-    for (const key of this.env.stores.namespaces.getKeys({})) {
+    for (const key of this.env.stores.namespaces.getKeys({ ...this.read })) {
       const { db } = parseNamespaceKey(key);
       if (names[names.length - 1] !== db) names.push(db);
     }
@@ -138,7 +145,10 @@ export class Catalog {
   /** The collections and views of `db`, in name byte order (MongoDB's dbHash order). */
   namespaces(db: string): NamespaceEntry[] {
     const entries: NamespaceEntry[] = [];
-    for (const { key, value } of this.env.stores.namespaces.getRange(prefixRange(databasePrefix(db)))) {
+    for (const { key, value } of this.env.stores.namespaces.getRange({
+      ...prefixRange(databasePrefix(db)),
+      ...this.read,
+    })) {
       const { name } = parseNamespaceKey(key);
       entries.push(this.decodeNamespace(db, name, value));
     }
@@ -147,7 +157,9 @@ export class Catalog {
 
   /** Every collection record, named or detached. */
   collections(): CollectionRecord[] {
-    return [...this.env.stores.collections.getRange({})].map(({ value }) => decodeCollection(value));
+    return [...this.env.stores.collections.getRange({ ...this.read })].map(({ value }) =>
+      decodeCollection(value),
+    );
   }
 
   /** Collections whose name is held by something else (see the file comment). */

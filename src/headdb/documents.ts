@@ -2,11 +2,13 @@
  * The documents of every collection, keyed by collection UUID + order-preserving `_id` key, so a
  * collection is one range of the store in MongoDB's `_id` order. Values are the documents' raw
  * BSON exactly as the deployment stored them (clone batches and oplog `o` fields are copied, not
- * re-encoded).
+ * re-encoded). Every put, replacement, delete and truncation is also recorded in `changes` (see
+ * `changes.ts`), in the same transaction.
  */
 import type { Binary } from "bson";
 import type { Database } from "lmdb";
-import type { HeadEnvironment } from "./environment.js";
+import type { Changes } from "./changes.js";
+import { rangeEntries, type HeadEnvironment, type ReadOptions } from "./environment.js";
 import { documentKey, idKeyOf, idKeyPart, prefixRange, uuidBytes } from "./keys.js";
 
 /**
@@ -36,10 +38,18 @@ export interface StoredDocument {
 }
 
 export class Documents {
-  constructor(private readonly env: HeadEnvironment) {}
+  /**
+   * `changes` records what this instance changes; `read` gives the reads a snapshot's
+   * transaction (a snapshot's instance only reads).
+   */
+  constructor(
+    private readonly env: HeadEnvironment,
+    private readonly changes: Changes,
+    private readonly read: ReadOptions = {},
+  ) {}
 
   get(uuid: Binary | Uint8Array, idKey: Uint8Array): Buffer | undefined {
-    return this.env.stores.documents.get(documentKey(uuidBytes(uuid), idKey));
+    return this.env.stores.documents.get(documentKey(uuidBytes(uuid), idKey), { ...this.read });
   }
 
   /** Inserts or replaces the document with the same `_id`; returns its `_id` key. */
@@ -54,28 +64,42 @@ export class Documents {
     this.env.assertWriting("putting a document");
     // Inside a write transaction lmdb copies the value into its page during putSync, so a view of
     // the caller's bytes will do: copying them first cost about a fifth of building.
-    this.env.stores.documents.putSync(documentKey(uuidBytes(uuid), idKey), bufferView(raw));
+    const key = documentKey(uuidBytes(uuid), idKey);
+    this.env.stores.documents.putSync(key, bufferView(raw));
+    this.changes.recordDocument(key);
   }
 
   /** Deletes one document; false if there was none. */
   delete(uuid: Binary | Uint8Array, idKey: Uint8Array): boolean {
     this.env.assertWriting("deleting a document");
-    return this.env.stores.documents.removeSync(documentKey(uuidBytes(uuid), idKey));
+    const key = documentKey(uuidBytes(uuid), idKey);
+    if (!this.env.stores.documents.removeSync(key)) return false;
+    this.changes.recordDocument(key);
+    return true;
   }
 
-  /** Deletes every document of a collection; returns how many there were. */
+  /**
+   * Deletes every document of a collection; returns how many there were. Recorded as one
+   * collection-level change (even when it had none: an emptying or drop is a change of its own).
+   */
   truncate(uuid: Binary | Uint8Array): number {
     this.env.assertWriting("truncating a collection");
-    return removeRange(this.env.stores.documents, prefixRange(uuidBytes(uuid)));
+    const removed = removeRange(this.env.stores.documents, prefixRange(uuidBytes(uuid)));
+    this.changes.recordCollection(uuid);
+    return removed;
   }
 
   /** The documents of a collection in `_id` order. */
   *scan(uuid: Binary | Uint8Array): Generator<StoredDocument> {
-    for (const { key, value } of this.env.stores.documents.getRange(prefixRange(uuidBytes(uuid))))
+    for (const { key, value } of rangeEntries(
+      this.env.stores.documents,
+      prefixRange(uuidBytes(uuid)),
+      this.read,
+    ))
       yield { idKey: Buffer.from(idKeyPart(key)), raw: value };
   }
 
   count(uuid: Binary | Uint8Array): number {
-    return this.env.stores.documents.getCount(prefixRange(uuidBytes(uuid)));
+    return this.env.stores.documents.getCount({ ...prefixRange(uuidBytes(uuid)), ...this.read });
   }
 }

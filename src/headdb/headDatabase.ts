@@ -6,6 +6,7 @@
  */
 import { serialize, UUID, type Binary, type Document } from "bson";
 import { Catalog, type CollectionRecord } from "./catalog.js";
+import { Changes } from "./changes.js";
 import { databaseHash, type DatabaseHash } from "./dbHash.js";
 import { Documents } from "./documents.js";
 import { HeadEnvironment, type HeadEnvironmentOptions } from "./environment.js";
@@ -15,6 +16,7 @@ import { deserializeExact } from "./exactBson.js";
 import { idKeyOf, uuidBytes } from "./keys.js";
 import { MissingSet } from "./missing.js";
 import { PendingTransactions } from "./pendingTransactions.js";
+import { HeadSnapshot } from "./readSnapshot.js";
 import { ResumeState } from "./resumeState.js";
 import { removeViews, syncView, SYSTEM_VIEWS, viewDefinition } from "./views.js";
 
@@ -31,6 +33,7 @@ export interface NewCollection {
 
 export class HeadDatabase {
   readonly catalog: Catalog;
+  readonly changes: Changes;
   readonly documents: Documents;
   readonly missing: MissingSet;
   readonly pending: PendingTransactions;
@@ -38,7 +41,8 @@ export class HeadDatabase {
 
   private constructor(readonly env: HeadEnvironment) {
     this.catalog = new Catalog(env);
-    this.documents = new Documents(env);
+    this.changes = new Changes(env);
+    this.documents = new Documents(env, this.changes);
     this.missing = new MissingSet(env);
     this.pending = new PendingTransactions(env);
     this.state = new ResumeState(env);
@@ -51,6 +55,16 @@ export class HeadDatabase {
   /** Runs `action` in one write transaction: all of its changes commit together, or none. */
   write<T>(action: () => T): T {
     return this.env.write(action);
+  }
+
+  /**
+   * Runs `read` with a consistent view of the last committed state (see `readSnapshot.ts`): its
+   * documents, catalog, applied optime and changes stay as they were when it started while later
+   * writes commit. `read` may be async: the view ends when its promise settles, and reading it
+   * after that throws. Not inside `write`; `close` waits for open views.
+   */
+  readSnapshot<T>(read: (snapshot: HeadSnapshot) => T): T {
+    return this.env.readView((options) => read(new HeadSnapshot(this.env, options)));
   }
 
   async flushed(): Promise<void> {

@@ -3,10 +3,10 @@
  * the data it describes: the applied optime (the last oplog entry whose effects are in the
  * documents), the phase state (an opaque blob the daemon owns: job phase, progress, the optime
  * of the last missing-document fetch...), and per stream the sequence number of the last slice
- * whose contents are fully applied.
+ * whose contents are fully applied. The last change number (`changes.ts`) is kept here too.
  */
 import { Long, serialize, Timestamp } from "bson";
-import type { HeadEnvironment } from "./environment.js";
+import type { HeadEnvironment, ReadOptions } from "./environment.js";
 import { HeadDbError } from "./errors.js";
 import { deserializeExact } from "./exactBson.js";
 
@@ -21,10 +21,14 @@ const PHASE = Buffer.from("phase");
 const CURSOR_PREFIX = "cursor\0";
 
 export class ResumeState {
-  constructor(private readonly env: HeadEnvironment) {}
+  /** `read` gives the reads a snapshot's transaction (such an instance only reads). */
+  constructor(
+    private readonly env: HeadEnvironment,
+    private readonly read: ReadOptions = {},
+  ) {}
 
   appliedOptime(): OpTime | undefined {
-    const raw = this.env.stores.state.get(APPLIED_OPTIME);
+    const raw = this.env.stores.state.get(APPLIED_OPTIME, { ...this.read });
     if (!raw) return undefined;
     const doc = deserializeExact(raw);
     if (!(doc.ts instanceof Timestamp) || !(doc.t instanceof Long))
@@ -39,7 +43,7 @@ export class ResumeState {
 
   /** The daemon's phase state, as it last stored it. */
   phaseState(): Buffer | undefined {
-    return this.env.stores.state.get(PHASE);
+    return this.env.stores.state.get(PHASE, { ...this.read });
   }
 
   setPhaseState(state: Uint8Array): void {
@@ -49,7 +53,7 @@ export class ResumeState {
 
   /** The sequence number of the last slice of `stream` fully in the head database. */
   sliceCursor(stream: string): number | undefined {
-    const raw = this.env.stores.state.get(cursorKey(stream));
+    const raw = this.env.stores.state.get(cursorKey(stream), { ...this.read });
     return raw === undefined ? undefined : Number(deserializeExact(raw).sequence);
   }
 
@@ -71,7 +75,7 @@ export class ResumeState {
     const cursors = new Map<string, number>();
     const start = Buffer.from(CURSOR_PREFIX);
     const end = Buffer.from("cursor\u0001");
-    for (const { key, value } of this.env.stores.state.getRange({ start, end }))
+    for (const { key, value } of this.env.stores.state.getRange({ start, end, ...this.read }))
       cursors.set(key.subarray(start.length).toString("utf8"), Number(deserializeExact(value).sequence));
     return cursors;
   }

@@ -32,6 +32,8 @@ export class OplogStoreError extends Error {
   readonly code: OplogStoreErrorCode;
   readonly location: string;
   readonly key: string | undefined;
+  /** What happened, without the store, key and hint (for stores built on this one, which word their own message). */
+  readonly problem: string;
   readonly hint: string | undefined;
 
   constructor(code: OplogStoreErrorCode, details: OplogStoreErrorDetails) {
@@ -39,6 +41,7 @@ export class OplogStoreError extends Error {
     this.code = code;
     this.location = details.location;
     this.key = details.key;
+    this.problem = details.problem;
     this.hint = details.hint;
   }
 

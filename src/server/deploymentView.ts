@@ -40,6 +40,16 @@ export interface DeploymentView {
     missing: { count: number; bytes: number };
   };
   resyncReason: string | null;
+  /** The deployment's own snapshot store and schedule (null: the server's). */
+  snapshotStore: string | null;
+  snapshotSchedule: Record<string, unknown> | null;
+  /** Its newest complete snapshot, if any. */
+  lastSnapshot: {
+    id: string;
+    ts: { t: number; i: number } | null;
+    wallTime: string | null;
+    storeKind: string;
+  } | null;
 }
 
 function phaseStatus(record: DeploymentRecord, phase: Phase): PhaseView["status"] {
@@ -137,5 +147,20 @@ export function deploymentView(record: DeploymentRecord, catalog: Catalog, daemo
       missing: { count: totals.missing.count, bytes: totals.missing.bytes },
     },
     resyncReason: record.resyncReason,
+    snapshotStore: record.snapshotStore,
+    snapshotSchedule: record.snapshotSchedule,
+    lastSnapshot: lastSnapshotOf(catalog, record.id),
+  };
+}
+
+function lastSnapshotOf(catalog: Catalog, deploymentId: string): DeploymentView["lastSnapshot"] {
+  const complete = catalog.snapshots.forDeployment(deploymentId).filter((s) => s.status === "complete");
+  const last = complete[complete.length - 1];
+  if (!last) return null;
+  return {
+    id: last.id,
+    ts: last.ts,
+    wallTime: last.wallTime === null ? null : new Date(last.wallTime).toISOString(),
+    storeKind: last.storeKind,
   };
 }

@@ -25,6 +25,24 @@ export const ServerConfig = z.object({
   oplogFlushSeconds: z.number().positive().default(5),
   /** The point-in-time window: applied oplog slices older than this are removed. */
   oplogRetentionHours: z.number().positive().default(24),
+  /** Where snapshots go unless a deployment says otherwise: blockstore, PATH.sqlite, s3://BUCKET/PREFIX or fs:/PATH. */
+  snapshotStore: z.string().default("blockstore"),
+  /** Snapshot schedule and retention for every deployment (src/snapshot/policy.ts; a deployment may override). */
+  snapshotSchedule: z.record(z.string(), z.unknown()).optional(),
+  /** Target size of a snapshot block before compression, in bytes. */
+  snapshotBlockBytes: z
+    .number()
+    .int()
+    .min(4096)
+    .default(1024 * 1024),
+  /** Encrypt snapshots with the master key in this file (else TIDEMARK_ENCRYPTION_KEY, else no encryption). */
+  encryptionKeyFile: z.string().optional(),
+  /** Earlier master keys, so data keys they wrap are re-wrapped under the current one (rotation). */
+  previousEncryptionKeyFiles: z.array(z.string()).default([]),
+  /** How often groom removes expired snapshots and unreferenced blocks. */
+  groomIntervalMinutes: z.number().positive().default(60),
+  /** How often each snapshot is read back and checked by the integrity job. */
+  integrityCheckDays: z.number().positive().default(7),
 });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 export type ServerConfigInput = z.input<typeof ServerConfig>;

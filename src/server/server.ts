@@ -10,7 +10,9 @@ import { parseServerConfig, type ServerConfig, type ServerConfigInput } from "./
 import { registerAgentRoutes } from "./routes/agent.js";
 import { registerBackupPageRoutes } from "./routes/backupPage.js";
 import { registerDeploymentRoutes } from "./routes/deployments.js";
+import { registerSnapshotRoutes } from "./routes/snapshots.js";
 import { registerVerificationRoutes } from "./routes/verifications.js";
+import { startSnapshots } from "./snapshotSetup.js";
 
 export interface StartServerOptions extends ServerConfigInput {
   /** The admin key to set on first start (else TIDEMARK_ADMIN_KEY, else a generated one). */
@@ -62,6 +64,7 @@ function buildApp(ctx: ServerContext): FastifyInstance {
   registerDeploymentRoutes(app, ctx);
   registerAgentRoutes(app, ctx);
   registerVerificationRoutes(app, ctx);
+  registerSnapshotRoutes(app, ctx);
   registerBackupPageRoutes(app);
   return app;
 }
@@ -96,11 +99,13 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
         phaseDelayMs: Number(process.env.TIDEMARK_FAULT_DAEMON_PHASE_DELAY_MS ?? 0) || undefined,
       })
     : undefined;
-  const ctx: ServerContext = { catalog, store, config, log, daemon };
+  const snapshots = daemon ? await startSnapshots({ catalog, daemon, config, dataDir, log }) : undefined;
+  const ctx: ServerContext = { catalog, store, config, log, daemon, snapshots };
   const app = buildApp(ctx);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   daemon?.start();
+  snapshots?.scheduler.start();
   const port = typeof address === "object" && address ? address.port : config.port;
   log(
     `tidemark server listening on http://${config.host}:${port} (data ${dataDir}, oplog store ${store.location})`,
@@ -113,7 +118,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     context: ctx,
     async stop() {
       await app.close();
+      await snapshots?.scheduler.stop();
+      await snapshots?.service.stop();
       await daemon?.stop();
+      await snapshots?.stores.close();
       await store.close();
       catalog.close();
     },

@@ -1,0 +1,139 @@
+/**
+ * Change tracking, so that snapshots can be incremental at the document level (DESIGN.md
+ * "Snapshots"): a snapshot's delta run holds the documents changed since the previous snapshot
+ * and deletion markers, and only the head database's own write transactions know which those are.
+ *
+ * - The **change number** is a counter in the resume state. The first document change of a write
+ *   transaction takes the next number; every change of that transaction records the same number.
+ *   A rolled-back transaction rolls its number back with it, so numbers of committed transactions
+ *   increase and a read transaction that sees change number C sees every change numbered ≤ C and
+ *   none after.
+ * - The `changes` store maps (collection UUID + `_id` key, the documents store's key) to the
+ *   number of the document's last put, replacement or delete (`Documents` records them, so every
+ *   path that changes a document does: cloned and fetched inserts, the applier's writes, views).
+ *   A key whose document is absent from the documents store is a deletion.
+ * - Emptying or dropping a collection records one collection-level number in `collectionChanges`
+ *   instead of one per document, and forgets the collection's per-document entries (all older).
+ *   A collection whose collection-level number is above a snapshot's number was emptied or dropped
+ *   since: its documents now are those `since` lists (the writer starts a new base run).
+ *
+ * The snapshot writer reads, in one read snapshot (`HeadDatabase.readSnapshot`): C = `current()`,
+ * then per collection `collectionChange(uuid)` and `since(uuid, C_previous)` with the documents.
+ *
+ * Nothing is cleared yet except by a collection's emptying. Groom (later) may remove the entries
+ * numbered ≤ the number of the newest complete snapshot, once no later delta is based on an older
+ * one; until then `since` walks every entry a collection ever had, in `_id` order, to pick the
+ * newer ones, and the store grows by one small entry per distinct changed document.
+ */
+import { Long, serialize, UUID, type Binary } from "bson";
+import { removeRange } from "./documents.js";
+import { rangeEntries, type HeadEnvironment, type ReadOptions } from "./environment.js";
+import { HeadDbError } from "./errors.js";
+import { deserializeExact } from "./exactBson.js";
+import { idKeyPart, prefixRange, uuidBytes, UUID_LENGTH } from "./keys.js";
+
+export interface DocumentChange {
+  /** The `_id` key (without the UUID prefix), as in the documents store. */
+  idKey: Buffer;
+  changeNumber: number;
+}
+
+export interface CollectionChange {
+  uuid: UUID;
+  changeNumber: number;
+}
+
+const CHANGE_NUMBER = Buffer.from("changeNumber");
+
+export class Changes {
+  /** The number taken by the current write transaction, by `HeadEnvironment.writeTransactionSerial`. */
+  private taken: { serial: number; value: Buffer } | undefined;
+
+  constructor(
+    private readonly env: HeadEnvironment,
+    private readonly read: ReadOptions = {},
+  ) {}
+
+  /** The number of the last committed change (inside a write, the write's own once it took one); 0 if none. */
+  current(): number {
+    const raw = this.env.stores.state.get(CHANGE_NUMBER, { ...this.read });
+    if (raw === undefined) return 0;
+    const value = deserializeExact(raw).changeNumber;
+    if (!(value instanceof Long)) throw new HeadDbError("CORRUPT_RECORD", "the change number is not a Long");
+    return value.toNumber();
+  }
+
+  /**
+   * The documents of collection `uuid` changed after change number `after`, in `_id` order, each
+   * with the number of its last change. One whose document is absent now was deleted.
+   */
+  *since(uuid: Binary | Uint8Array, after: number): Generator<DocumentChange> {
+    for (const { key, value } of rangeEntries(
+      this.env.stores.changes,
+      prefixRange(uuidBytes(uuid)),
+      this.read,
+    )) {
+      const changeNumber = decodeNumber(value);
+      if (changeNumber > after) yield { idKey: Buffer.from(idKeyPart(key)), changeNumber };
+    }
+  }
+
+  /** The number of the last emptying or drop of collection `uuid`, if any. */
+  collectionChange(uuid: Binary | Uint8Array): number | undefined {
+    const raw = this.env.stores.collectionChanges.get(uuidBytes(uuid), { ...this.read });
+    return raw === undefined ? undefined : decodeNumber(raw);
+  }
+
+  /** The collections emptied or dropped after change number `after`, in UUID order. */
+  collectionsChangedSince(after: number): CollectionChange[] {
+    const changed: CollectionChange[] = [];
+    for (const { key, value } of this.env.stores.collectionChanges.getRange({ ...this.read })) {
+      const changeNumber = decodeNumber(value);
+      if (changeNumber > after)
+        changed.push({ uuid: new UUID(Buffer.from(key.subarray(0, UUID_LENGTH))), changeNumber });
+    }
+    return changed;
+  }
+
+  /** Records a change of the document at `documentKey` (UUID + `_id` key). Called by `Documents`. */
+  recordDocument(documentKey: Buffer): void {
+    this.env.stores.changes.putSync(documentKey, this.number());
+  }
+
+  /**
+   * Records that collection `uuid` was emptied or dropped, and forgets its per-document entries:
+   * they are older, and the collection-level number covers them. Called by `Documents.truncate`.
+   */
+  recordCollection(uuid: Binary | Uint8Array): void {
+    const id = uuidBytes(uuid);
+    removeRange(this.env.stores.changes, prefixRange(id));
+    this.env.stores.collectionChanges.putSync(id, this.number());
+  }
+
+  /** The current write transaction's change number (8 bytes big-endian), taken on first use. */
+  private number(): Buffer {
+    this.env.assertWriting("recording a change");
+    const serial = this.env.writeTransactionSerial;
+    if (this.taken?.serial !== serial) {
+      const next = this.current() + 1;
+      this.env.stores.state.putSync(
+        CHANGE_NUMBER,
+        Buffer.from(serialize({ changeNumber: Long.fromNumber(next) })),
+      );
+      this.taken = { serial, value: encodeNumber(next) };
+    }
+    return this.taken.value;
+  }
+}
+
+function encodeNumber(value: number): Buffer {
+  const bytes = Buffer.alloc(8);
+  bytes.writeBigUInt64BE(BigInt(value));
+  return bytes;
+}
+
+function decodeNumber(bytes: Uint8Array): number {
+  if (bytes.length !== 8)
+    throw new HeadDbError("CORRUPT_RECORD", `a change number has 8 bytes, not ${bytes.length}`);
+  return Number(Buffer.from(bytes.buffer, bytes.byteOffset, 8).readBigUInt64BE(0));
+}

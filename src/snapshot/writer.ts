@@ -1,0 +1,339 @@
+/**
+ * Writes a snapshot of a head database at its applied optime T (DESIGN.md "Snapshots"): everything
+ * is read in one consistent read transaction while the daemon keeps applying.
+ *
+ * Block stores (blockstore, s3): per collection, a chain of sorted runs. If the previous snapshot
+ * in the same store has a chain for the collection (same UUID, not emptied or dropped since), and
+ * the chain is short and its deltas small, the collection gets a delta run of the documents
+ * changed since the previous snapshot's change number (deletion markers for the gone ones), or no
+ * new run at all when nothing changed; otherwise a new base run of every document. Blocks go to
+ * the store once (content addressed); `storedBytes` counts only those this snapshot stored first.
+ *
+ * File system store: a full mongodump-layout copy of every collection (fsStore/).
+ *
+ * Per collection the manifest also gets count, bytes and dbHash's MD5, from a scan of the same
+ * read transaction.
+ */
+import { createHash } from "node:crypto";
+import { EJSON, type Document, type UUID } from "bson";
+import type { HeadDatabase, HeadSnapshot, NamespaceEntry } from "../headdb/index.js";
+import { databaseMd5 } from "../headdb/index.js";
+import type { Codec } from "../slice/codecs.js";
+import type { FsSnapshotStore } from "./fsStore/index.js";
+import type { ManifestCollection, SnapshotManifest, StoreKind } from "./manifest.js";
+import { RunWriter, type BlockRef, type EncodedBlock, type RunDescriptor } from "./run.js";
+import type { BlockStore } from "./stores/index.js";
+import { withStoreLock } from "./storeLock.js";
+
+/** Where a snapshot goes. */
+export type SnapshotTarget =
+  | { kind: "blockstore" | "s3"; blocks: BlockStore }
+  | { kind: "fs"; files: FsSnapshotStore; location: string };
+
+/** Encrypts stored bytes (blocks, files) and decrypts them (src/snapshot/encryption). */
+export interface Sealer {
+  seal(plain: Buffer): Buffer;
+  open(sealed: Buffer): Buffer;
+}
+
+export interface SnapshotProgress {
+  collections: number;
+  collectionsDone: number;
+  documentsDone: number;
+  bytesDone: number;
+}
+
+export interface WriteSnapshotOptions {
+  snapshotId: string;
+  deploymentId: string;
+  deploymentName: string;
+  head: HeadDatabase;
+  target: SnapshotTarget;
+  /** The deployment's newest complete snapshot in the same store (block stores build on it). */
+  previous?: SnapshotManifest;
+  /** Still there? Asked (under the store lock) before the previous chain's blocks are reused. */
+  previousStillComplete?: () => boolean;
+  chain: { maxDeltas: number; maxDeltaFraction: number };
+  /** Records that the snapshot refers to these blocks (the catalog), before they are stored. */
+  referBlocks: (hashes: string[]) => void;
+  sealer?: Sealer;
+  codec?: Codec;
+  targetBlockBytes?: number;
+  onProgress?: (progress: SnapshotProgress) => void;
+  /** Checked between collections and blocks: a stop or a deleted job ends the snapshot. */
+  checkCancelled?: () => void;
+}
+
+export interface WrittenSnapshot {
+  manifest: SnapshotManifest;
+  logicalBytes: number;
+  storedBytes: number;
+}
+
+/** Thrown when the head database has no applied optime yet. */
+export class SnapshotNotReadyError extends Error {
+  override readonly name = "SnapshotNotReadyError";
+}
+
+export async function writeSnapshot(options: WriteSnapshotOptions): Promise<WrittenSnapshot> {
+  return options.head.readSnapshot((snapshot) => writeFrom(snapshot, options));
+}
+
+async function writeFrom(snapshot: HeadSnapshot, options: WriteSnapshotOptions): Promise<WrittenSnapshot> {
+  const applied = snapshot.appliedOptime();
+  if (!applied) {
+    throw new SnapshotNotReadyError(
+      `deployment ${options.deploymentName}: the head database has applied nothing yet; ` +
+        "wait for the initial sync to complete",
+    );
+  }
+  const entries = snapshot.catalog.databases().flatMap((db) => snapshot.catalog.namespaces(db));
+  const progress: SnapshotProgress = {
+    collections: entries.length,
+    collectionsDone: 0,
+    documentsDone: 0,
+    bytesDone: 0,
+  };
+  const target = options.target;
+  const storedBytes = { value: 0 };
+  let collections: ManifestCollection[];
+  if (target.kind === "fs")
+    collections = await writeFiles(snapshot, entries, target, options, progress, storedBytes);
+  else {
+    collections = [];
+    for (const entry of entries) {
+      options.checkCancelled?.();
+      collections.push(
+        await writeCollectionRuns(snapshot, entry, target.blocks, options, progress, storedBytes),
+      );
+      progress.collectionsDone++;
+      options.onProgress?.(progress);
+    }
+  }
+  const ts = { t: applied.ts.high, i: applied.ts.low };
+  const manifest: SnapshotManifest = {
+    format: 1,
+    snapshotId: options.snapshotId,
+    deploymentId: options.deploymentId,
+    deploymentName: options.deploymentName,
+    ts,
+    wallTime: new Date(ts.t * 1000).toISOString(),
+    store: target.kind === "fs" ? target.location : target.blocks.location,
+    storeKind: target.kind as StoreKind,
+    changeNumber: snapshot.changeNumber(),
+    encrypted: options.sealer !== undefined,
+    collections,
+    databases: databaseHashes(collections),
+  };
+  const logicalBytes = collections.reduce((sum, c) => sum + c.bytes, 0);
+  return { manifest, logicalBytes, storedBytes: storedBytes.value };
+}
+
+function databaseHashes(collections: ManifestCollection[]): SnapshotManifest["databases"] {
+  const byDb = new Map<string, Array<[string, string]>>();
+  for (const c of collections) {
+    const pairs = byDb.get(c.db) ?? [];
+    if (c.md5 !== null) pairs.push([c.name, c.md5]);
+    byDb.set(c.db, pairs);
+  }
+  return [...byDb].map(([name, pairs]) => ({ name, md5: databaseMd5(pairs) }));
+}
+
+/** What the manifest says of a namespace, before its documents. */
+function describe(entry: NamespaceEntry): Omit<ManifestCollection, "count" | "bytes" | "md5"> {
+  const namespace = `${entry.db}.${entry.name}`;
+  if (entry.type === "view") {
+    return {
+      namespace,
+      db: entry.db,
+      name: entry.name,
+      type: "view",
+      uuid: null,
+      options: canonical(entry.view.options),
+      indexes: [],
+    };
+  }
+  const record = entry.collection;
+  return {
+    namespace,
+    db: entry.db,
+    name: entry.name,
+    type: record.options.timeseries ? "timeseries" : "collection",
+    uuid: uuidHex(record.uuid),
+    options: canonical(record.options),
+    indexes: record.indexes.map(canonical),
+  };
+}
+
+function canonical(doc: Document): Record<string, unknown> {
+  return EJSON.serialize(doc, { relaxed: false }) as Record<string, unknown>;
+}
+
+function uuidHex(uuid: UUID): string {
+  return Buffer.from(uuid.buffer).toString("hex");
+}
+
+/** MD5, count and bytes of documents in `_id` order, fed one at a time. */
+class CollectionDigest {
+  private readonly md5 = createHash("md5");
+  count = 0;
+  bytes = 0;
+
+  add(raw: Uint8Array): void {
+    this.md5.update(raw);
+    this.count++;
+    this.bytes += raw.length;
+  }
+
+  hex(): string {
+    return this.md5.digest("hex");
+  }
+}
+
+async function writeCollectionRuns(
+  snapshot: HeadSnapshot,
+  entry: NamespaceEntry,
+  store: BlockStore,
+  options: WriteSnapshotOptions,
+  progress: SnapshotProgress,
+  storedBytes: { value: number },
+): Promise<ManifestCollection> {
+  const described = describe(entry);
+  if (entry.type === "view") return { ...described, count: 0, bytes: 0, md5: null, runs: [] };
+  const uuid = entry.collection.uuid;
+  const sink = blockSink(store, options, storedBytes);
+  const writerOptions = {
+    codec: options.codec,
+    targetBlockBytes: options.targetBlockBytes,
+    seal: options.sealer?.seal,
+  };
+  const chain = await reusableChain(snapshot, described.uuid!, uuid, store, options);
+  const digest = new CollectionDigest();
+  let runs: RunDescriptor[];
+  if (!chain) {
+    const writer = new RunWriter(sink, { ...writerOptions, kind: "base" });
+    for (const { idKey, raw } of snapshot.documents.scan(uuid)) {
+      digest.add(raw);
+      // A copy: the writer may hold the entry across a store write, and LMDB may reuse its buffer.
+      await writer.add({ key: idKey, doc: Buffer.from(raw) });
+      countProgress(progress, raw.length, options);
+    }
+    runs = [await writer.finish()];
+  } else {
+    const writer = new RunWriter(sink, { ...writerOptions, kind: "delta" });
+    let changed = 0;
+    for (const { idKey } of snapshot.changes.since(uuid, options.previous!.changeNumber)) {
+      const raw = snapshot.documents.get(uuid, idKey);
+      await writer.add(raw ? { key: idKey, doc: Buffer.from(raw) } : { key: idKey, deleted: true });
+      changed++;
+    }
+    const delta = await writer.finish();
+    runs = changed > 0 ? [...chain, delta] : chain;
+    for (const { raw } of snapshot.documents.scan(uuid)) {
+      digest.add(raw);
+      countProgress(progress, raw.length, options);
+    }
+  }
+  return { ...described, count: digest.count, bytes: digest.bytes, md5: digest.hex(), runs };
+}
+
+function countProgress(progress: SnapshotProgress, bytes: number, options: WriteSnapshotOptions): void {
+  progress.documentsDone++;
+  progress.bytesDone += bytes;
+  if (progress.documentsDone % 10_000 === 0) {
+    options.onProgress?.(progress);
+    options.checkCancelled?.();
+  }
+}
+
+/**
+ * The previous snapshot's chain for this collection, if the new snapshot may extend it: same
+ * UUID, not emptied or dropped since, at most `maxDeltas` deltas, deltas at most
+ * `maxDeltaFraction` of the base. Its blocks are referred to under the store lock, after checking
+ * the previous snapshot still exists (so groom has not taken them).
+ */
+async function reusableChain(
+  snapshot: HeadSnapshot,
+  hex: string,
+  uuid: UUID,
+  store: BlockStore,
+  options: WriteSnapshotOptions,
+): Promise<RunDescriptor[] | undefined> {
+  const previous = options.previous;
+  const chain = previous?.collections.find((c) => c.uuid === hex && c.runs)?.runs;
+  if (!previous || !chain || chain.length === 0) return undefined;
+  const emptiedAt = snapshot.changes.collectionChange(uuid);
+  if (emptiedAt !== undefined && emptiedAt > previous.changeNumber) return undefined;
+  const [base, ...deltas] = chain;
+  if (deltas.length >= options.chain.maxDeltas) return undefined;
+  const deltaBytes = deltas.reduce((sum, run) => sum + run.logicalBytes + run.deletions * 16, 0);
+  if (deltaBytes > options.chain.maxDeltaFraction * base.logicalBytes) return undefined;
+  return withStoreLock(store.location, () => {
+    if (options.previousStillComplete && !options.previousStillComplete()) return undefined;
+    options.referBlocks(chain.flatMap((run) => run.blocks.map((block: BlockRef) => block.hash)));
+    return chain;
+  });
+}
+
+function blockSink(store: BlockStore, options: WriteSnapshotOptions, storedBytes: { value: number }) {
+  return async (block: EncodedBlock): Promise<void> => {
+    options.checkCancelled?.();
+    options.referBlocks([block.hash]);
+    const stored = await withStoreLock(store.location, () => store.put(block.hash, block.bytes));
+    if (stored) storedBytes.value += block.bytes.length;
+  };
+}
+
+async function writeFiles(
+  snapshot: HeadSnapshot,
+  entries: NamespaceEntry[],
+  target: { files: FsSnapshotStore },
+  options: WriteSnapshotOptions,
+  progress: SnapshotProgress,
+  storedBytes: { value: number },
+): Promise<ManifestCollection[]> {
+  const described = entries.map(describe);
+  function* inputs() {
+    for (let k = 0; k < entries.length; k++) {
+      options.checkCancelled?.();
+      const entry = entries[k];
+      const d = described[k];
+      yield {
+        db: d.db,
+        name: d.name,
+        type: d.type,
+        uuid: d.uuid ?? undefined,
+        options: entry.type === "view" ? entry.view.options : entry.collection.options,
+        indexes: entry.type === "view" ? [] : entry.collection.indexes,
+        documents:
+          entry.type === "view"
+            ? undefined
+            : (function* () {
+                for (const { raw } of snapshot.documents.scan(entry.collection.uuid)) {
+                  countProgress(progress, raw.length, options);
+                  yield raw;
+                }
+                progress.collectionsDone++;
+                options.onProgress?.(progress);
+              })(),
+      };
+    }
+  }
+  const written = await target.files.write(options.snapshotId, inputs(), {
+    snapshotId: options.snapshotId,
+    deploymentId: options.deploymentId,
+    deploymentName: options.deploymentName,
+  });
+  storedBytes.value += written.storedBytes;
+  const stats = new Map(written.collections.map((c) => [c.namespace, c]));
+  return described.map((d) => {
+    const stat = stats.get(d.namespace);
+    if (d.type === "view") return { ...d, count: 0, bytes: 0, md5: null };
+    return {
+      ...d,
+      count: stat?.count ?? 0,
+      bytes: stat?.logicalBytes ?? 0,
+      md5: stat?.md5 ?? createHash("md5").digest("hex"),
+    };
+  });
+}
