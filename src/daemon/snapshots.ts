@@ -25,6 +25,8 @@ export interface SnapshotServiceOptions {
   /** The server's schedule (a deployment's own settings go over it). */
   schedule?: SnapshotScheduleInput;
   blockBytes?: number;
+  /** Test fault: slows snapshots down (see WriteSnapshotOptions.delayMs). */
+  delayMs?: number;
 }
 
 /** A refusal the API turns into a 4xx: `code` for programs, `hint` for people. */
@@ -160,6 +162,7 @@ export class SnapshotService {
           referBlocks: (hashes) => catalog.snapshots.referBlocks(record.id, store.location, hashes),
           sealer: this.options.stores.sealer,
           targetBlockBytes: this.options.blockBytes,
+          delayMs: this.options.delayMs,
           onProgress: (progress) => (running.progress = { ...progress }),
           checkCancelled: () => {
             if (running.cancelled) throw new Error(running.cancelled);

@@ -7,7 +7,7 @@ import type { Daemon } from "../daemon/daemon.js";
 import { SnapshotScheduler } from "../daemon/snapshotScheduler.js";
 import { SnapshotService } from "../daemon/snapshots.js";
 import { SnapshotStores } from "../daemon/snapshotStores.js";
-import type { SnapshotScheduleInput } from "../snapshot/policy.js";
+import { resolveSchedule, type SnapshotScheduleInput } from "../snapshot/policy.js";
 import { openSealer } from "./encryptionSetup.js";
 import type { ServerConfig } from "./options.js";
 
@@ -22,6 +22,11 @@ export interface SnapshotSetupOptions {
 
 export async function startSnapshots(options: SnapshotSetupOptions) {
   const { catalog, daemon, config, dataDir, log } = options;
+  try {
+    resolveSchedule(config.snapshotSchedule as SnapshotScheduleInput | undefined, null);
+  } catch (error) {
+    throw new Error(`invalid snapshotSchedule in the server configuration: ${(error as Error).message}`);
+  }
   const sealer = openSealer(catalog, config, options.env ?? process.env, log);
   const stores = new SnapshotStores({ dataDir, s3: config.s3, sealer });
   const service = new SnapshotService({
@@ -32,6 +37,7 @@ export async function startSnapshots(options: SnapshotSetupOptions) {
     defaultStore: config.snapshotStore,
     schedule: config.snapshotSchedule as SnapshotScheduleInput | undefined,
     blockBytes: config.snapshotBlockBytes,
+    delayMs: Number(process.env.TIDEMARK_FAULT_SNAPSHOT_DELAY_MS ?? 0) || undefined,
   });
   service.recoverInterrupted();
   const scheduler = new SnapshotScheduler({

@@ -62,6 +62,8 @@ export interface WriteSnapshotOptions {
   onProgress?: (progress: SnapshotProgress) => void;
   /** Checked between collections and blocks: a stop or a deleted job ends the snapshot. */
   checkCancelled?: () => void;
+  /** Test fault: a pause after each block (block stores) or each 1000 documents (fs store). */
+  delayMs?: number;
 }
 
 export interface WrittenSnapshot {
@@ -281,6 +283,7 @@ function blockSink(store: BlockStore, options: WriteSnapshotOptions, storedBytes
     options.referBlocks([block.hash]);
     const stored = await withStoreLock(store.location, () => store.put(block.hash, block.bytes));
     if (stored) storedBytes.value += block.bytes.length;
+    await pause(options.delayMs);
   };
 }
 
@@ -308,9 +311,10 @@ async function writeFiles(
         documents:
           entry.type === "view"
             ? undefined
-            : (function* () {
+            : (async function* () {
                 for (const { raw } of snapshot.documents.scan(entry.collection.uuid)) {
                   countProgress(progress, raw.length, options);
+                  if (progress.documentsDone % 1000 === 0) await pause(options.delayMs);
                   yield raw;
                 }
                 progress.collectionsDone++;
@@ -336,4 +340,8 @@ async function writeFiles(
       md5: stat?.md5 ?? createHash("md5").digest("hex"),
     };
   });
+}
+
+async function pause(ms: number | undefined): Promise<void> {
+  if (ms) await new Promise((resolve) => setTimeout(resolve, ms));
 }
