@@ -182,7 +182,12 @@ export class SnapshotService {
           storedBytes: written.storedBytes,
           manifest: written.manifest,
         });
-        // The references are exactly the manifest's blocks (reused chains and new runs).
+        // Later snapshots in this store build on this one: older change entries are not needed.
+        await head
+          .pruneChanges(written.manifest.changeNumber)
+          .catch((error: unknown) =>
+            this.options.log(`${deployment.name}: cannot prune change tracking: ${(error as Error).message}`),
+          );
         this.options.log(
           `${deployment.name}: snapshot ${record.id} complete at ${written.manifest.ts.t}:${written.manifest.ts.i} ` +
             `(${written.logicalBytes} bytes of documents, ${written.storedBytes} bytes stored, ${manifestBlocks(written.manifest).size} blocks)`,

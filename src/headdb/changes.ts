@@ -44,6 +44,7 @@ export interface CollectionChange {
 }
 
 const CHANGE_NUMBER = Buffer.from("changeNumber");
+const PRUNED_THROUGH = Buffer.from("changesPrunedThrough");
 
 export class Changes {
   /** The number taken by the current write transaction, by `HeadEnvironment.writeTransactionSerial`. */
@@ -76,6 +77,38 @@ export class Changes {
       const changeNumber = decodeNumber(value);
       if (changeNumber > after) yield { idKey: Buffer.from(idKeyPart(key)), changeNumber };
     }
+  }
+
+  /**
+   * Per-document entries numbered up to this were forgotten (`prune`), so `since(uuid, after)`
+   * is complete only for `after` at or above it; 0 if nothing was pruned.
+   */
+  prunedThrough(): number {
+    const raw = this.env.stores.state.get(PRUNED_THROUGH, { ...this.read });
+    return raw === undefined ? 0 : decodeNumber(raw);
+  }
+
+  /**
+   * Forgets per-document entries numbered ≤ `through`: once a snapshot at change number `through`
+   * is complete, later deltas build on it and never ask for older changes (a snapshot building on
+   * an older one writes a new base instead). Visits at most `limit` entries from key `from` on, in
+   * the caller's write transaction, so that one call stays short; returns the key to go on from,
+   * or undefined when every entry was visited (then `prunedThrough` becomes `through`).
+   */
+  prune(through: number, limit: number, from?: Buffer): Buffer | undefined {
+    this.env.assertWriting("pruning changes");
+    const doomed: Buffer[] = [];
+    let visited = 0;
+    for (const { key, value } of this.env.stores.changes.getRange(from ? { start: from } : {})) {
+      if (visited++ === limit) {
+        for (const k of doomed) this.env.stores.changes.removeSync(k);
+        return Buffer.from(key);
+      }
+      if (decodeNumber(value) <= through) doomed.push(Buffer.from(key));
+    }
+    for (const k of doomed) this.env.stores.changes.removeSync(k);
+    if (through > this.prunedThrough()) this.env.stores.state.putSync(PRUNED_THROUGH, encodeNumber(through));
+    return undefined;
   }
 
   /** The number of the last emptying or drop of collection `uuid`, if any. */

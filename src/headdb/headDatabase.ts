@@ -67,6 +67,22 @@ export class HeadDatabase {
     return this.env.readView((options) => read(new HeadSnapshot(this.env, options)));
   }
 
+  /**
+   * Forgets the per-document change entries numbered ≤ `through` (see `Changes.prune`), a batch
+   * per write transaction with a turn of the event loop between, so the applier keeps going.
+   * Returns how many batches it took.
+   */
+  async pruneChanges(through: number, batch = 10_000): Promise<number> {
+    let from: Buffer | undefined;
+    let batches = 0;
+    do {
+      from = this.write(() => this.changes.prune(through, batch, from));
+      batches++;
+      await new Promise((resolve) => setImmediate(resolve));
+    } while (from);
+    return batches;
+  }
+
   async flushed(): Promise<void> {
     await this.env.flushed();
   }

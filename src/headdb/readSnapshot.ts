@@ -22,7 +22,7 @@ export type SnapshotCatalog = Pick<
 export type SnapshotDocuments = Pick<Documents, "get" | "scan" | "count">;
 export type SnapshotChanges = Pick<
   Changes,
-  "current" | "since" | "collectionChange" | "collectionsChangedSince"
+  "current" | "since" | "collectionChange" | "collectionsChangedSince" | "prunedThrough"
 >;
 
 export class HeadSnapshot {

@@ -264,6 +264,8 @@ async function reusableChain(
   const previous = options.previous;
   const chain = previous?.collections.find((c) => c.uuid === hex && c.runs)?.runs;
   if (!previous || !chain || chain.length === 0) return undefined;
+  // Changes the previous snapshot's delta would need were forgotten: only a base is right.
+  if (previous.changeNumber < snapshot.changes.prunedThrough()) return undefined;
   const emptiedAt = snapshot.changes.collectionChange(uuid);
   if (emptiedAt !== undefined && emptiedAt > previous.changeNumber) return undefined;
   const [base, ...deltas] = chain;

@@ -619,3 +619,37 @@ describe("many changes", () => {
     expect(sinceKeys(uuid2, 0)).toEqual([0, 1, 2, 3].map(key));
   });
 });
+
+describe("pruning change entries once a snapshot is complete", () => {
+  it("forgets entries up to the number, in batches, keeps later ones, and views opened before still see them", async () => {
+    open();
+    create(uuid1, "db", "a");
+    create(uuid2, "db", "b");
+    insert(uuid1, ...Array.from({ length: 50 }, (_, i) => i));
+    insert(uuid2, "x", "y");
+    const snapshotAt = head.changes.current();
+    insert(uuid1, 7, 100);
+    const later = since(uuid1, snapshotAt);
+    expect(later.map(([k]) => k)).toEqual([key(7), key(100)]);
+
+    let release!: () => void;
+    const heldOpen = head.readSnapshot(async (view) => {
+      await new Promise<void>((resolve) => (release = resolve));
+      return [...view.changes.since(uuid1, 0)].length;
+    });
+    // Batches of 7 entries visited per write: 52 entries, so several writes.
+    const batches = await head.pruneChanges(snapshotAt, 7);
+    expect(batches).toBeGreaterThan(5);
+    expect(head.changes.prunedThrough()).toBe(snapshotAt);
+    expect(since(uuid1, 0)).toEqual(later);
+    expect(since(uuid2, 0)).toEqual([]);
+    // The documents themselves are untouched.
+    expect(head.documents.count(uuid1)).toBe(51);
+    release();
+    expect(await heldOpen).toBe(51);
+
+    // Pruning to an older number never lowers the mark.
+    await head.pruneChanges(1);
+    expect(head.changes.prunedThrough()).toBe(snapshotAt);
+  });
+});
