@@ -10,6 +10,7 @@ import {
   type InitialSyncRun,
 } from "./initialSync.bench.js";
 import { sliceBench } from "./slice.bench.js";
+import { snapshotBench } from "./snapshot.bench.js";
 import type { Figure } from "./figures.js";
 
 /**
@@ -26,6 +27,11 @@ async function main(): Promise<void> {
       process.stdout.write(`${figure.name} ${figure.value} ${figure.unit}\n`);
     }
   };
+  // TIDEMARK_BENCH_ONLY=snapshot runs just that benchmark (it needs no emulator).
+  if (process.env.TIDEMARK_BENCH_ONLY === "snapshot") {
+    add(await snapshotBench({ totalBytes: Math.min(totalBytes, SNAPSHOT_BENCH_BYTES) }));
+    return write(figures, "snapshot");
+  }
   const loaded = await emulatorBench({ totalBytes });
   add(loaded.figures);
   let initialSync: InitialSyncRun;
@@ -40,11 +46,19 @@ async function main(): Promise<void> {
   // follow the data (see initialSyncFigures).
   add(initialSyncFigures(initialSync, await initialSyncRunOfSize(totalBytes / 4)));
   add(sliceBench({ totalBytes: Math.min(totalBytes, 256 * 1024 * 1024) }));
+  add(await snapshotBench({ totalBytes: Math.min(totalBytes, SNAPSHOT_BENCH_BYTES) }));
+  write(figures);
+}
 
+/** Snapshots are measured on up to 512 MiB: three full copies, two increments and a verify. */
+const SNAPSHOT_BENCH_BYTES = 512 * 1024 * 1024;
+
+/** Writes bench/results/<name>.json (latest.json for a full run). */
+function write(figures: Figure[], name = "latest"): void {
   const dir = fileURLToPath(new URL("../../bench/results/", import.meta.url));
   mkdirSync(dir, { recursive: true });
-  writeFileSync(`${dir}latest.json`, `${JSON.stringify(figures, null, 2)}\n`);
-  process.stdout.write(`wrote ${dir}latest.json\n`);
+  writeFileSync(`${dir}${name}.json`, `${JSON.stringify(figures, null, 2)}\n`);
+  process.stdout.write(`wrote ${dir}${name}.json\n`);
 }
 
 main().catch((error: unknown) => {
