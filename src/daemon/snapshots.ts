@@ -155,7 +155,7 @@ export class SnapshotService {
           deploymentName: deployment.name,
           head,
           target: store.target,
-          previous: previousRecord ? parseManifest(previousRecord.manifest, previousRecord.id) : undefined,
+          previous: this.buildsOn(previousRecord, deployment.name),
           previousStillComplete: () =>
             previousRecord !== undefined && catalog.snapshots.get(previousRecord.id)?.status === "complete",
           chain: schedule,
@@ -202,6 +202,21 @@ export class SnapshotService {
     })();
     this.running.set(record.id, running);
     return catalog.snapshots.get(record.id)!;
+  }
+
+  /**
+   * The manifest a new snapshot's deltas build on. A damaged one is not built on (the new
+   * snapshot writes full bases, so it does not depend on it) and says so in the log; verify names
+   * the damage.
+   */
+  private buildsOn(previous: SnapshotRecord | undefined, deploymentName: string) {
+    if (!previous) return undefined;
+    try {
+      return parseManifest(previous.manifest, previous.id);
+    } catch (error) {
+      this.options.log(`${deploymentName}: ${(error as Error).message}; the new snapshot writes full bases`);
+      return undefined;
+    }
   }
 
   /** Resolves once snapshot `id` (if being written here) has ended. */

@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { SnapshotRecord } from "../../catalog/snapshots.js";
-import { storeKindOf } from "../../daemon/snapshotStores.js";
 import { SnapshotRequestError, type SnapshotService } from "../../daemon/snapshots.js";
 import { SnapshotSchedule } from "../../snapshot/policy.js";
 import { requireAdmin } from "../auth.js";
@@ -133,8 +132,10 @@ export function registerSnapshotRoutes(app: FastifyInstance, ctx: ServerContext)
       try {
         await ctx.snapshots?.stores.open(settings.store);
       } catch (error) {
+        // The spec is not echoed: it may hold a pasted credential (ftp://user:secret@host). The
+        // opener's message names only what is safe to show (a scheme, a bucket, a path).
         throw badRequest(
-          `cannot use snapshot store ${storeKindOf(settings.store)} '${settings.store}': ${(error as Error).message}`,
+          `cannot use this snapshot store: ${(error as Error).message}`,
           "use blockstore, a path ending .sqlite, s3://BUCKET/PREFIX or fs:/PATH",
         );
       }
