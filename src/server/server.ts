@@ -99,7 +99,16 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
         phaseDelayMs: Number(process.env.TIDEMARK_FAULT_DAEMON_PHASE_DELAY_MS ?? 0) || undefined,
       })
     : undefined;
-  const snapshots = daemon ? await startSnapshots({ catalog, daemon, config, dataDir, log }) : undefined;
+  let snapshots;
+  try {
+    snapshots = daemon ? await startSnapshots({ catalog, daemon, config, dataDir, log }) : undefined;
+  } catch (error) {
+    // A refused start (a wrong master key, an invalid schedule) must not leave the catalog and the
+    // oplog store open: a caller in the same process may start again on the same data directory.
+    await store.close();
+    catalog.close();
+    throw error;
+  }
   const ctx: ServerContext = { catalog, store, config, log, daemon, snapshots };
   const app = buildApp(ctx);
   await app.listen({ host: config.host, port: config.port });

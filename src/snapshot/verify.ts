@@ -41,8 +41,13 @@ export async function verifySnapshot(
   if (source.kind === "fs") {
     // The files' own hashes first: names the damaged file even when its data still parses.
     const files = await source.files.verify(manifest.snapshotId);
+    // The store's problem messages say what is wrong ("the file's SHA-256 is …"), not which file:
+    // the file is named here.
+    const problem = files.problems[0];
     if (!files.ok)
-      firstProblem = files.problems[0]?.message ?? `file ${files.firstBadFile ?? "?"} is damaged`;
+      firstProblem = problem
+        ? `file ${problem.file}: ${problem.message}`
+        : `file ${files.firstBadFile ?? "?"} is damaged`;
   }
   for (const collection of manifest.collections) {
     if (collection.type === "view") continue;

@@ -18,8 +18,12 @@ export interface ServerFixture {
   close(): Promise<void>;
 }
 
+/**
+ * A server on a fresh data directory, removed by `close`. With `options.dataDir` (and `port`), the
+ * server runs on that directory instead (a restart on the same data), and `close` leaves it.
+ */
 export async function withServer(options: StartServerOptions = {}): Promise<ServerFixture> {
-  const dataDir = mkdtempSync(join(tmpdir(), "tidemark-server-"));
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "tidemark-server-"));
   const server = await startServer({ dataDir, port: 0, adminKey: ADMIN_KEY, log: () => {}, ...options });
   return {
     server,
@@ -42,7 +46,7 @@ export async function withServer(options: StartServerOptions = {}): Promise<Serv
     },
     async close() {
       await server.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
