@@ -285,7 +285,12 @@ describe("Backup page", () => {
     await expect.poll(() => live.locator('[data-fact="last-oplog"] dd').textContent(), UPDATE).toMatch(/ago/);
     expect(await live.locator('[data-fact="head-time"] dd').textContent()).not.toBe("none yet");
     expect(await live.locator('[data-fact="lag"] dd').textContent()).toMatch(/^\d+ s$|min|h/);
+    // The schedule takes a first snapshot once the job is active; the page shows it.
+    await expect
+      .poll(() => live.locator('[data-fact="last-snapshot"] dd').textContent(), { timeout: 30_000 })
+      .toMatch(/ ago .*, blockstore$/);
     const view = (await fx.api<DeploymentView>("GET", "/api/v1/deployments/live")).body;
+    expect(view.lastSnapshot?.storeKind).toBe("blockstore");
     expect(view.oplog.lastReceivedAt).not.toBeNull();
     expect(Date.parse(view.oplog.lastReceivedAt!)).toBeLessThanOrEqual(Date.now());
 

@@ -214,6 +214,7 @@ function createCard(d) {
   const lastOplog = fact("Last oplog received", "last-oplog");
   const agent = fact("Agent", "agent");
   const slices = fact("Stored slices", "slices");
+  const lastSnapshot = fact("Last snapshot", "last-snapshot");
 
   const phasesTitle = make("h4", "visually-hidden", "Phases");
   const phases = make("ol", "phases");
@@ -233,6 +234,7 @@ function createCard(d) {
     lastOplog,
     agent,
     slices,
+    lastSnapshot,
     phases,
     phaseRows: new Map(),
     lastState: undefined,
@@ -290,6 +292,11 @@ function updateCard(card, d) {
     if (d.oplog.lastTs) lastOplog += `, newest entry ${formatOpTime(d.oplog.lastTs)}`;
   }
   setText(card.lastOplog, lastOplog);
+  const snap = d.lastSnapshot;
+  setText(
+    card.lastSnapshot,
+    snap ? `${snap.wallTime ? ago(snap.wallTime) : formatOpTime(snap.ts)}, ${snap.storeKind}` : "none yet",
+  );
   setText(card.agent, describeAgent(d.agent));
   const s = d.slices;
   setText(
