@@ -4,7 +4,7 @@ import type { GroomReport } from "../daemon/groom.js";
 import { formatOpTime } from "../protocol/optime.js";
 import type { snapshotView } from "../server/routes/snapshots.js";
 import type { SnapshotVerification } from "../snapshot/verify.js";
-import { ApiClient, CliError } from "./apiClient.js";
+import { ApiClient, ApiResponseError, CliError } from "./apiClient.js";
 import { formatBytes, printJson, table } from "./output.js";
 
 type SnapshotView = ReturnType<typeof snapshotView>;
@@ -62,6 +62,29 @@ async function pollSnapshot(
   } finally {
     if (started) bar?.stop();
   }
+}
+
+/**
+ * Runs a command's action, saying where to look after a 404 (the API's answer names what is
+ * missing, not how to find what there is) and, given `exitCode`, exiting with it on any error
+ * (`verify`: 1 means damaged, so a snapshot that could not be checked at all exits 2).
+ */
+function action<A extends unknown[]>(run: (...args: A) => Promise<void>, exitCode?: number) {
+  return async (...args: A): Promise<void> => {
+    try {
+      await run(...args);
+    } catch (error) {
+      if (!(error instanceof CliError)) throw error;
+      let hint = error.hint;
+      if (!hint && error instanceof ApiResponseError && error.status === 404) {
+        if (error.message.startsWith("deployment "))
+          hint = "list the deployments with: tidemark deployments list";
+        else if (error.message.startsWith("snapshot "))
+          hint = "list a deployment's snapshots with: tidemark snapshots list NAME";
+      }
+      throw new CliError(error.message, hint, exitCode ?? error.exitCode);
+    }
+  };
 }
 
 function describe(view: SnapshotView): string {
@@ -220,14 +243,14 @@ export function snapshotsCommand(): Command {
       "after",
       "\nExamples:\n  $ tidemark snapshots take prod-rs --wait\n  $ tidemark snapshots take prod-rs --keep-days 30 --json",
     )
-    .action(take);
+    .action(action(take));
 
   command
     .command("list <name>")
     .description("List the deployment's snapshots, oldest first")
     .option("--json", "print them as JSON", false)
     .addHelpText("after", "\nExample:\n  $ tidemark snapshots list prod-rs --json")
-    .action(list);
+    .action(action(list));
 
   command
     .command("show <id>")
@@ -235,14 +258,14 @@ export function snapshotsCommand(): Command {
     .option("--json", "print it as JSON", false)
     .option("--manifest", "include the manifest (collections, runs, blocks) as JSON", false)
     .addHelpText("after", "\nExample:\n  $ tidemark snapshots show 3f2a... --manifest")
-    .action(show);
+    .action(action(show));
 
   command
     .command("delete <id>")
     .description("Delete a snapshot (its blocks go at the next groom, unless other snapshots use them)")
     .option("--json", "print the result as JSON", false)
     .addHelpText("after", "\nExample:\n  $ tidemark snapshots delete 3f2a...")
-    .action(remove);
+    .action(action(remove));
 
   command
     .command("verify <id>")
@@ -253,14 +276,14 @@ export function snapshotsCommand(): Command {
       "after",
       "\nExit codes: 0 intact; 1 damaged (the first bad block or file is named); 2 no result.\n\nExample:\n  $ tidemark snapshots verify 3f2a... --json",
     )
-    .action(verify);
+    .action(action(verify, EXIT_UNFINISHED));
 
   command
     .command("groom")
     .description("Remove expired snapshots and blocks no snapshot refers to; report the bytes reclaimed")
     .option("--json", "print the report as JSON", false)
     .addHelpText("after", "\nExample:\n  $ tidemark snapshots groom --json")
-    .action(groom);
+    .action(action(groom));
 
   command
     .command("settings <name>")
@@ -275,7 +298,7 @@ export function snapshotsCommand(): Command {
       "after",
       `\nExamples:\n  $ tidemark snapshots settings prod-rs --store fs:/backups/prod\n  $ tidemark snapshots settings prod-rs --schedule '{"intervalHours": 12, "keepDays": 3}'`,
     )
-    .action(settings);
+    .action(action(settings));
 
   return command;
 }

@@ -10,20 +10,23 @@
  */
 import { z } from "zod";
 
-export const SnapshotSchedule = z.object({
-  intervalHours: z.number().positive().default(6),
-  keepDays: z.number().positive().default(2),
-  dailyKeepDays: z.number().nonnegative().default(7),
-  weeklyKeepWeeks: z.number().nonnegative().default(4),
-  monthlyKeepMonths: z.number().int().nonnegative().default(13),
-  onDemandKeepDays: z.number().positive().default(7),
-  /** A new base run once a collection's chain has this many deltas... */
-  maxDeltas: z.number().int().nonnegative().default(7),
-  /** ...or its deltas hold more than this share of the base's bytes. */
-  maxDeltaFraction: z.number().nonnegative().default(0.5),
-  /** Scheduled snapshots on (on-demand ones are always possible). */
-  enabled: z.boolean().default(true),
-});
+export const SnapshotSchedule = z
+  .object({
+    intervalHours: z.number().positive().default(6),
+    keepDays: z.number().positive().default(2),
+    dailyKeepDays: z.number().nonnegative().default(7),
+    weeklyKeepWeeks: z.number().nonnegative().default(4),
+    monthlyKeepMonths: z.number().int().nonnegative().default(13),
+    onDemandKeepDays: z.number().positive().default(7),
+    /** A new base run once a collection's chain has this many deltas... */
+    maxDeltas: z.number().int().nonnegative().default(7),
+    /** ...or its deltas hold more than this share of the base's bytes. */
+    maxDeltaFraction: z.number().nonnegative().default(0.5),
+    /** Scheduled snapshots on (on-demand ones are always possible). */
+    enabled: z.boolean().default(true),
+  })
+  // Strict: a misspelt setting ("intervalHour") is refused rather than silently left at its default.
+  .strict();
 export type SnapshotSchedule = z.infer<typeof SnapshotSchedule>;
 export type SnapshotScheduleInput = z.input<typeof SnapshotSchedule>;
 
@@ -57,9 +60,17 @@ function monthKey(ms: number): string {
   return `${date.getUTCFullYear()}-${date.getUTCMonth()}`;
 }
 
+/**
+ * `months` calendar months after `ms`, on the same day of the month, or the month's last day when
+ * it is shorter: 31 January + 1 month is 28 (29) February, not 3 (2) March as Date's overflow gives.
+ */
 function addMonths(ms: number, months: number): number {
   const date = new Date(ms);
+  const day = date.getUTCDate();
+  date.setUTCDate(1);
   date.setUTCMonth(date.getUTCMonth() + months);
+  const lastDay = new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 0)).getUTCDate();
+  date.setUTCDate(Math.min(day, lastDay));
   return date.getTime();
 }
 

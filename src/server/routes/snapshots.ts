@@ -124,7 +124,8 @@ export function registerSnapshotRoutes(app: FastifyInstance, ctx: ServerContext)
       const parsed = SnapshotSchedule.safeParse(settings.schedule);
       if (!parsed.success)
         throw badRequest(
-          `schedule: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+          // An unknown key's issue has no path: "schedule: Unrecognized key", not "schedule: : …".
+          `schedule: ${parsed.error.issues.map((i) => `${i.path.length ? `${i.path.join(".")}: ` : ""}${i.message}`).join("; ")}`,
         );
     }
     if (settings.store) {
