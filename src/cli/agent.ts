@@ -1,20 +1,8 @@
 import { Command, InvalidArgumentError, Option } from "commander";
+import { positiveInteger, positiveNumber } from "./parsers.js";
 import { startAgent } from "../agent/agent.js";
 import { ConfigurationError, EXIT_BAD_CONFIGURATION } from "../agent/errors.js";
 import { CODECS, isCodec, type Codec } from "../slice/codecs.js";
-
-function positiveNumber(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError("expected a positive number");
-  return parsed;
-}
-
-function positiveInteger(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed <= 0)
-    throw new InvalidArgumentError("expected a whole number above 0");
-  return parsed;
-}
 
 function codec(value: string): Codec {
   if (!isCodec(value)) throw new InvalidArgumentError(`expected one of ${CODECS.join(", ")}`);

@@ -1,21 +1,9 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { portNumber, positiveNumber } from "./parsers.js";
 import type { DeploymentView } from "../server/deploymentView.js";
 import { CliError } from "./apiClient.js";
-
-function port(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65535)
-    throw new InvalidArgumentError("expected a TCP port number 0..65535");
-  return parsed;
-}
-
-function positive(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError("expected a positive number");
-  return parsed;
-}
 
 async function callApi<T>(method: string, url: string, key: string, body?: unknown): Promise<T> {
   const response = await fetch(url, {
@@ -91,10 +79,10 @@ export function demoCommand(): Command {
       "Run Tidemark on embedded defaults: the emulator as the deployment, a server, an agent and a write workload",
     )
     .option("--data-dir <dir>", "the server's data directory (emptied at start)", "./demo-data")
-    .option("--port <port>", "the server's HTTP port (0 picks a free one)", port, 8080)
-    .option("--mongo-port <port>", "the emulator's port (0 picks a free one)", port, 27017)
+    .option("--port <port>", "the server's HTTP port (0 picks a free one)", portNumber, 8080)
+    .option("--mongo-port <port>", "the emulator's port (0 picks a free one)", portNumber, 27017)
     .option("--no-workload", "no write workload (e.g. to try `tidemark headdb verify demo`)")
-    .option("--writes-per-second <n>", "the workload's rate", positive, 10)
+    .option("--writes-per-second <n>", "the workload's rate", positiveNumber, 10)
     .option("--json", "print the addresses and the admin key as one JSON line, and phases as JSON lines")
     .addHelpText(
       "after",

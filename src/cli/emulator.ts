@@ -1,18 +1,5 @@
-import { Command, InvalidArgumentError } from "commander";
-
-function positiveInteger(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError("expected a whole number");
-  return parsed;
-}
-
-function portNumber(value: string): number {
-  const parsed = Number(value);
-  if (!/^\d+$/.test(value) || parsed > 65535) {
-    throw new InvalidArgumentError("expected a TCP port number 0..65535 (0 picks a free one)");
-  }
-  return parsed;
-}
+import { Command } from "commander";
+import { portNumber, wholeNumber } from "./parsers.js";
 
 export function emulatorCommand(): Command {
   return new Command("emulator")
@@ -22,7 +9,7 @@ export function emulatorCommand(): Command {
     .option("--replset <name>", "replica set name", "rs0")
     .option("--user <name>", "require SCRAM authentication as this user (with --password)")
     .option("--password <pw>", "the user's password")
-    .option("--oplog-size-mb <mb>", "capped size of local.oplog.rs", positiveInteger, 192)
+    .option("--oplog-size-mb <mb>", "capped size of local.oplog.rs", wholeNumber, 192)
     .option("--sample-data", "load demo databases (shop, telemetry, cms) after start", false)
     .option("--json", "print the connection details as JSON instead of text", false)
     .addHelpText(

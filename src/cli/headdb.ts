@@ -1,4 +1,5 @@
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { positiveNumber } from "./parsers.js";
 import { formatOpTime } from "../protocol/optime.js";
 import type { DeploymentView } from "../server/deploymentView.js";
 import type { VerificationView } from "../server/verification.js";
@@ -9,12 +10,6 @@ import { printJson, table } from "./output.js";
 const EXIT_MISMATCH = 1;
 const EXIT_UNFINISHED = 2;
 const POLL_MS = 500;
-
-function seconds(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError("expected a positive number");
-  return parsed;
-}
 
 /** Any failure of the command exits 2, with a hint where the API gave none. */
 async function unfinishedOnError<T>(name: string, call: () => Promise<T>): Promise<T> {
@@ -126,7 +121,7 @@ export function headdbCommand(): Command {
     .command("verify <name>")
     .description("Compare the head database with the deployment, collection by collection (dbHash)")
     .option("--json", "print the verification as JSON", false)
-    .option("--timeout <seconds>", "give up waiting after this long (exit 2)", seconds, 120)
+    .option("--timeout <seconds>", "give up waiting after this long (exit 2)", positiveNumber, 120)
     .addHelpText(
       "after",
       `

@@ -1,18 +1,6 @@
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { portNumber, positiveNumber } from "./parsers.js";
 import type { ServerConfigInput } from "../server/options.js";
-
-function port(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65535)
-    throw new InvalidArgumentError("expected a TCP port number 0..65535");
-  return parsed;
-}
-
-function positive(value: string): number {
-  const parsed = Number(value);
-  if (!(parsed > 0)) throw new InvalidArgumentError("expected a positive number");
-  return parsed;
-}
 
 interface ServerCliOptions {
   dataDir?: string;
@@ -41,7 +29,7 @@ export function serverCommand(): Command {
       "where the catalog and the file-system oplog store live (default ./tidemark-data)",
     )
     .option("--host <host>", "interface to listen on (default 127.0.0.1)")
-    .option("--port <port>", "HTTP port (default 8080; 0 picks a free one)", port)
+    .option("--port <port>", "HTTP port (default 8080; 0 picks a free one)", portNumber)
     .option("--config <file>", "JSON file with these settings (command-line options win)")
     .option(
       "--oplog-store <url>",
@@ -55,18 +43,22 @@ export function serverCommand(): Command {
     .option(
       "--oplog-store-max-gb <gb>",
       "cap on the file-system oplog store; when full, uploads get 507 and agents retry",
-      positive,
+      positiveNumber,
     )
     .option(
       "--oplog-retention-hours <hours>",
       "point-in-time window: applied oplog slices older than this are removed (default 24)",
-      positive,
+      positiveNumber,
     )
     .option(
       "--snapshot-store <spec>",
       "where snapshots go: blockstore (default, <data-dir>/blockstore.sqlite), PATH.sqlite, s3://BUCKET/PREFIX or fs:/PATH",
     )
-    .option("--snapshot-interval-hours <hours>", "take a scheduled snapshot this often (default 6)", positive)
+    .option(
+      "--snapshot-interval-hours <hours>",
+      "take a scheduled snapshot this often (default 6)",
+      positiveNumber,
+    )
     .option(
       "--encryption-key-file <file>",
       "encrypt snapshots (AES-256-GCM) with the 32-byte master key in this file (hex or base64); or set TIDEMARK_ENCRYPTION_KEY",

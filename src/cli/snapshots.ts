@@ -1,5 +1,6 @@
 import { SingleBar } from "cli-progress";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { positiveNumber } from "./parsers.js";
 import type { GroomReport } from "../daemon/groom.js";
 import { formatOpTime } from "../protocol/optime.js";
 import type { snapshotView } from "../server/routes/snapshots.js";
@@ -13,12 +14,6 @@ const POLL_MS = 500;
 /** `snapshots verify`: 1 when the snapshot is damaged, 2 when there is no result. */
 const EXIT_DAMAGED = 1;
 const EXIT_UNFINISHED = 2;
-
-function positive(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError("expected a positive number");
-  return parsed;
-}
 
 const deploymentPath = (name: string) => `/api/v1/deployments/${encodeURIComponent(name)}`;
 const snapshotPath = (id: string) => `/api/v1/snapshots/${encodeURIComponent(id)}`;
@@ -236,8 +231,17 @@ export function snapshotsCommand(): Command {
     .command("take <name>")
     .description("Take an on-demand snapshot of the deployment's head database")
     .option("--wait", "wait until it is complete (or failed)", false)
-    .option("--keep-days <days>", "keep it this long (default: the schedule's onDemandKeepDays, 7)", positive)
-    .option("--timeout <seconds>", "with --wait, give up waiting after this long (exit 2)", positive, 3600)
+    .option(
+      "--keep-days <days>",
+      "keep it this long (default: the schedule's onDemandKeepDays, 7)",
+      positiveNumber,
+    )
+    .option(
+      "--timeout <seconds>",
+      "with --wait, give up waiting after this long (exit 2)",
+      positiveNumber,
+      3600,
+    )
     .option("--json", "print the snapshot as JSON", false)
     .addHelpText(
       "after",
@@ -271,7 +275,7 @@ export function snapshotsCommand(): Command {
     .command("verify <id>")
     .description("Read the snapshot back: check every block or file hash and each collection's MD5")
     .option("--json", "print the result as JSON", false)
-    .option("--timeout <seconds>", "give up waiting after this long (exit 2)", positive, 3600)
+    .option("--timeout <seconds>", "give up waiting after this long (exit 2)", positiveNumber, 3600)
     .addHelpText(
       "after",
       "\nExit codes: 0 intact; 1 damaged (the first bad block or file is named); 2 no result.\n\nExample:\n  $ tidemark snapshots verify 3f2a... --json",
