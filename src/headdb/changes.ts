@@ -20,10 +20,9 @@
  * The snapshot writer reads, in one read snapshot (`HeadDatabase.readSnapshot`): C = `current()`,
  * then per collection `collectionChange(uuid)` and `since(uuid, C_previous)` with the documents.
  *
- * Nothing is cleared yet except by a collection's emptying. Groom (later) may remove the entries
- * numbered ≤ the number of the newest complete snapshot, once no later delta is based on an older
- * one; until then `since` walks every entry a collection ever had, in `_id` order, to pick the
- * newer ones, and the store grows by one small entry per distinct changed document.
+ * Recording starts with the first snapshot (`startTracking`), and the entries numbered ≤ a
+ * complete snapshot's number are pruned after it (`prune`): `since` walks the entries of changes
+ * since about the last snapshot, one small entry per distinct changed document.
  */
 import { Long, serialize, UUID, type Binary } from "bson";
 import { removeRange } from "./documents.js";
@@ -45,15 +44,43 @@ export interface CollectionChange {
 
 const CHANGE_NUMBER = Buffer.from("changeNumber");
 const PRUNED_THROUGH = Buffer.from("changesPrunedThrough");
+const TRACKING = Buffer.from("changeTracking");
 
 export class Changes {
   /** The number taken by the current write transaction, by `HeadEnvironment.writeTransactionSerial`. */
   private taken: { serial: number; value: Buffer } | undefined;
+  /** Whether changes are recorded (cached; forgotten when a write transaction rolls back). */
+  private trackingCache: boolean | undefined;
 
   constructor(
     private readonly env: HeadEnvironment,
     private readonly read: ReadOptions = {},
-  ) {}
+  ) {
+    if (!read.transaction) env.onAbort(() => (this.trackingCache = undefined));
+  }
+
+  /**
+   * Whether document changes are recorded. Off until the first snapshot starts (`startTracking`):
+   * a first snapshot writes every collection as a base, so the initial sync's millions of inserts
+   * need no entries (and nothing to prune afterwards).
+   */
+  isTracking(): boolean {
+    this.trackingCache ??= this.env.stores.state.get(TRACKING, { ...this.read }) !== undefined;
+    return this.trackingCache;
+  }
+
+  /**
+   * Turns recording on, in a write, before a snapshot's view opens: every change after the
+   * current number is then recorded. Changes before it are unknown, which `prunedThrough` says,
+   * so no delta is ever built across the switch.
+   */
+  startTracking(): void {
+    this.env.assertWriting("starting change tracking");
+    if (this.isTracking()) return;
+    this.env.stores.state.putSync(TRACKING, Buffer.from([1]));
+    this.env.stores.state.putSync(PRUNED_THROUGH, encodeNumber(this.current()));
+    this.trackingCache = true;
+  }
 
   /** The number of the last committed change (inside a write, the write's own once it took one); 0 if none. */
   current(): number {
@@ -130,6 +157,7 @@ export class Changes {
 
   /** Records a change of the document at `documentKey` (UUID + `_id` key). Called by `Documents`. */
   recordDocument(documentKey: Buffer): void {
+    if (!this.isTracking()) return;
     this.env.stores.changes.putSync(documentKey, this.number());
   }
 
@@ -138,6 +166,7 @@ export class Changes {
    * they are older, and the collection-level number covers them. Called by `Documents.truncate`.
    */
   recordCollection(uuid: Binary | Uint8Array): void {
+    if (!this.isTracking()) return;
     const id = uuidBytes(uuid);
     removeRange(this.env.stores.changes, prefixRange(id));
     this.env.stores.collectionChanges.putSync(id, this.number());

@@ -49,7 +49,9 @@ export class HeadDatabase {
   }
 
   static open(options: HeadEnvironmentOptions): HeadDatabase {
-    return new HeadDatabase(HeadEnvironment.open(options));
+    const head = new HeadDatabase(HeadEnvironment.open(options));
+    if (!head.state.identity()) head.write(() => head.state.ensureIdentity());
+    return head;
   }
 
   /** Runs `action` in one write transaction: all of its changes commit together, or none. */

@@ -49,6 +49,11 @@ export class HeadSnapshot {
     return this.state.appliedOptime();
   }
 
+  /** The head database's identity (`ResumeState.identity`). */
+  identity(): string {
+    return this.state.identity() ?? "";
+  }
+
   /** The change number of this view: it holds every change numbered up to it, none after. */
   changeNumber(): number {
     return this.changes.current();

@@ -5,6 +5,7 @@
  * of the last missing-document fetch...), and per stream the sequence number of the last slice
  * whose contents are fully applied. The last change number (`changes.ts`) is kept here too.
  */
+import { randomUUID } from "node:crypto";
 import { Long, serialize, Timestamp } from "bson";
 import type { HeadEnvironment, ReadOptions } from "./environment.js";
 import { HeadDbError } from "./errors.js";
@@ -18,6 +19,7 @@ export interface OpTime {
 
 const APPLIED_OPTIME = Buffer.from("appliedOptime");
 const PHASE = Buffer.from("phase");
+const IDENTITY = Buffer.from("identity");
 const CURSOR_PREFIX = "cursor\0";
 
 export class ResumeState {
@@ -39,6 +41,23 @@ export class ResumeState {
   setAppliedOptime(optime: OpTime): void {
     this.env.assertWriting("setting the applied optime");
     this.env.stores.state.putSync(APPLIED_OPTIME, Buffer.from(serialize({ ts: optime.ts, t: optime.t })));
+  }
+
+  /**
+   * A random id given to the head database when it is created: a snapshot's deltas build on a
+   * previous snapshot only of the same head database (after a resync, change numbers start over).
+   */
+  identity(): string | undefined {
+    return this.env.stores.state.get(IDENTITY, { ...this.read })?.toString("utf8");
+  }
+
+  /** Gives the head database its identity, once (in a write). */
+  ensureIdentity(): string {
+    const existing = this.identity();
+    if (existing) return existing;
+    const id = randomUUID();
+    this.env.stores.state.putSync(IDENTITY, Buffer.from(id, "utf8"));
+    return id;
   }
 
   /** The daemon's phase state, as it last stored it. */

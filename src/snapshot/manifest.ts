@@ -51,6 +51,8 @@ export const SnapshotManifest = z.object({
   wallTime: z.string(),
   store: z.string(),
   storeKind: z.enum(STORE_KINDS),
+  /** The head database it was read from: deltas build only on a snapshot of the same one. */
+  headId: z.string(),
   /** The head database's change number at T (see src/headdb/changes.ts). */
   changeNumber: count,
   /** Blocks (or files) are sealed with AES-256-GCM data keys (src/snapshot/encryption). */

@@ -78,6 +78,8 @@ export class SnapshotNotReadyError extends Error {
 }
 
 export async function writeSnapshot(options: WriteSnapshotOptions): Promise<WrittenSnapshot> {
+  // Before the view opens, so every change after the view's number is recorded for the next one.
+  options.head.write(() => options.head.changes.startTracking());
   return options.head.readSnapshot((snapshot) => writeFrom(snapshot, options));
 }
 
@@ -122,6 +124,7 @@ async function writeFrom(snapshot: HeadSnapshot, options: WriteSnapshotOptions):
     wallTime: new Date(ts.t * 1000).toISOString(),
     store: target.kind === "fs" ? target.location : target.blocks.location,
     storeKind: target.kind as StoreKind,
+    headId: snapshot.identity(),
     changeNumber: snapshot.changeNumber(),
     encrypted: options.sealer !== undefined,
     collections,
@@ -264,6 +267,8 @@ async function reusableChain(
   const previous = options.previous;
   const chain = previous?.collections.find((c) => c.uuid === hex && c.runs)?.runs;
   if (!previous || !chain || chain.length === 0) return undefined;
+  // Another head database (a resync since): its change numbers mean nothing here.
+  if (previous.headId !== snapshot.identity()) return undefined;
   // Changes the previous snapshot's delta would need were forgotten: only a base is right.
   if (previous.changeNumber < snapshot.changes.prunedThrough()) return undefined;
   const emptiedAt = snapshot.changes.collectionChange(uuid);

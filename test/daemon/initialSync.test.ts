@@ -34,6 +34,8 @@ describe("backup daemon: initial sync to active, head database equal to the depl
       // A two-second point-in-time window, enforced often, so this test sees slices expire.
       oplogRetentionHours: 2 / 3600,
       retentionCheckMs: 100,
+      // No scheduled snapshot: one would hold back the slices after it (see snapshotRetention.test.ts).
+      snapshotSchedule: { enabled: false },
       log: (line) => logLines.push(line),
     });
     const shop = source.client.db("shop");

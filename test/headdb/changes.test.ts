@@ -32,6 +32,8 @@ afterEach(async () => {
 function open(): HeadDatabase {
   temp = tempHead("tidemark-changes-");
   head = temp.head;
+  // As the first snapshot does: from here on, changes are recorded.
+  head.write(() => head.changes.startTracking());
   return head;
 }
 
@@ -617,6 +619,37 @@ describe("many changes", () => {
     expect(since(uuid1, 0)).toEqual([]);
     expect(head.changes.collectionChange(uuid1)).toBe(7);
     expect(sinceKeys(uuid2, 0)).toEqual([0, 1, 2, 3].map(key));
+  });
+});
+
+describe("tracking starts with the first snapshot", () => {
+  it("records nothing before startTracking, everything after; changes before it count as pruned", () => {
+    temp = tempHead("tidemark-changes-");
+    head = temp.head;
+    create(uuid1, "db", "a");
+    insert(uuid1, 1, 2, 3);
+    head.write(() => head.emptyCollection(uuid1));
+    insert(uuid1, 4);
+    expect(head.changes.isTracking()).toBe(false);
+    expect(since(uuid1, 0)).toEqual([]);
+    expect(head.changes.collectionChange(uuid1)).toBeUndefined();
+    expect(head.changes.current()).toBe(0);
+
+    // A rolled-back start leaves tracking off.
+    expect(() =>
+      head.write(() => {
+        head.changes.startTracking();
+        throw new Error("rolled back");
+      }),
+    ).toThrow("rolled back");
+    expect(head.changes.isTracking()).toBe(false);
+
+    head.write(() => head.changes.startTracking());
+    expect(head.changes.isTracking()).toBe(true);
+    const start = head.changes.current();
+    expect(head.changes.prunedThrough()).toBe(start);
+    insert(uuid1, 5);
+    expect(since(uuid1, start).map(([k]) => k)).toEqual([key(5)]);
   });
 });
 

@@ -35,6 +35,7 @@ afterEach(async () => {
 function open(): void {
   temp = tempHead("tidemark-snapshot-");
   head = temp.head;
+  head.write(() => head.changes.startTracking());
   applier = new OplogApplier(head);
   clock = 100;
   applier.applyBatch([
