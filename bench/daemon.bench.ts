@@ -207,6 +207,8 @@ export async function daemonBench(options: { sourceUri: string; totalBytes: numb
     });
     const value = Buffer.alloc(Math.round(buildBytes / builtDocs), 0x61);
     const applier = new OplogApplier(head);
+    // Steady state: once snapshots are taken, the applier also records each changed document.
+    head.write(() => head.changes.startTracking());
     const applyHead = timer();
     const applyRaw = timer();
     let applied = 0;
