@@ -7,18 +7,20 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { ObjectId } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GroomReport } from "../../src/daemon/groom.js";
-import type { snapshotView } from "../../src/server/routes/snapshots.js";
 import type { SnapshotVerification } from "../../src/snapshot/verify.js";
 import { startActiveBackup, type ActiveBackup } from "../helpers/activeBackup.js";
 import { killAll, runCliToEnd } from "../helpers/cli.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 import { ADMIN_KEY, withServer, type ServerFixture } from "../helpers/server.js";
-
-type SnapshotView = ReturnType<typeof snapshotView>;
+import {
+  damageStoredBlock,
+  snapshotServerOptions,
+  SMALL_SNAPSHOT_BLOCKS,
+  type SnapshotView,
+} from "../helpers/snapshots.js";
 
 describe("tidemark snapshots", () => {
   let source: EmulatorFixture;
@@ -32,13 +34,12 @@ describe("tidemark snapshots", () => {
 
   beforeAll(async () => {
     source = await withEmulator();
-    fx = await withServer({
-      sliceMb: 0.05,
-      oplogFlushSeconds: 0.2,
-      snapshotBlockBytes: 16 * 1024,
-      snapshotSchedule: { enabled: false },
-      log: (line) => logLines.push(line),
-    });
+    fx = await withServer(
+      snapshotServerOptions({
+        ...SMALL_SNAPSHOT_BLOCKS,
+        log: (line) => logLines.push(line),
+      }),
+    );
     env = { TIDEMARK_URL: fx.server.url, TIDEMARK_API_KEY: ADMIN_KEY };
     const shop = source.client.db("shop");
     await shop
@@ -161,17 +162,7 @@ describe("tidemark snapshots", () => {
     ).body.manifest;
     const orders = manifest.collections.find((c) => c.namespace === "shop.orders")!;
     const hash = orders.runs[0].blocks[0].hash;
-    const db = new Database(join(fx.dataDir, "blockstore.sqlite"));
-    try {
-      const row = db.prepare("SELECT CAST(data AS BLOB) AS data FROM blocks WHERE hash = ?").get(hash) as {
-        data: Buffer;
-      };
-      const data = Buffer.from(row.data);
-      data[Math.floor(data.length / 2)] ^= 0x01;
-      expect(db.prepare("UPDATE blocks SET data = ? WHERE hash = ?").run(data, hash).changes).toBe(1);
-    } finally {
-      db.close();
-    }
+    damageStoredBlock(fx.dataDir, hash);
 
     const text = await cli("verify", snapshot.id);
     expect(text.code, text.stdout + text.stderr).toBe(1);

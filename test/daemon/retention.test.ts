@@ -3,70 +3,22 @@
  * file-system oplog store: only applied slices older than the window go, never the newest one,
  * objects and rows both.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Catalog } from "../../src/catalog/index.js";
 import { removeExpiredOplogSlices } from "../../src/daemon/retention.js";
-import { openOplogStore } from "../../src/oplogstore/open.js";
 import type { OplogStore } from "../../src/oplogstore/oplogStore.js";
 import { OPLOG_STREAM } from "../../src/protocol/agentProtocol.js";
+import { useRetentionFixture } from "../helpers/retention.js";
 
 const HOUR = 3600_000;
 const NOW = Date.UTC(2026, 10, 24, 12);
 
 describe("oplog retention window", () => {
-  let dir: string;
   let catalog: Catalog;
   let store: OplogStore;
   let deploymentId: string;
-
-  /** Ten oplog slices, one per hour, the newest ending one hour before NOW. */
-  async function storeSlices(): Promise<void> {
-    for (let sequence = 0; sequence < 10; sequence++) {
-      const t = Math.floor((NOW - (10 - sequence) * HOUR) / 1000);
-      const storeKey = `${deploymentId}/g0/oplog/${sequence}.slice`;
-      await store.put(storeKey, Buffer.from(`slice ${sequence}`));
-      catalog.slices.insert({
-        deploymentId,
-        generation: 0,
-        stream: OPLOG_STREAM,
-        sequence,
-        kind: "oplog",
-        namespace: null,
-        firstTs: { t: t - 60, i: 1 },
-        lastTs: { t, i: 1 },
-        lastId: null,
-        count: 1,
-        bytes: 7,
-        uncompressedBytes: 7,
-        codec: "none",
-        sha256: "0".repeat(64),
-        storeKey,
-        createdAt: t * 1000,
-      });
-    }
-  }
-
-  const remaining = () => catalog.slices.list(deploymentId, 0, "oplog").map((slice) => slice.sequence);
-  const objects = async () => {
-    const keys: string[] = [];
-    for await (const object of store.list(`${deploymentId}/`)) keys.push(object.key);
-    return keys.map((key) => Number(/(\d+)\.slice$/.exec(key)![1])).sort((a, b) => a - b);
-  };
-
-  beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), "tidemark-retention-"));
-    catalog = Catalog.open(join(dir, "catalog.sqlite"));
-    store = await openOplogStore(join(dir, "oplogstore"), { dataDir: dir });
-    deploymentId = catalog.deployments.create("rs", "hash").id;
-    await storeSlices();
-  });
-  afterEach(async () => {
-    await store.close();
-    catalog.close();
-    rmSync(dir, { recursive: true, force: true });
+  const { remaining, objects } = useRetentionFixture("tidemark-retention-", NOW, (fixture) => {
+    ({ catalog, store, deploymentId } = fixture);
   });
 
   it("removes the applied slices whose newest entry is older than the window, objects and rows", async () => {

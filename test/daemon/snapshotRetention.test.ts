@@ -5,15 +5,11 @@
  * before it go. Without such a snapshot the plain window applies; snapshots being written, failed
  * ones, newer ones and other deployments' do not count.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Catalog } from "../../src/catalog/index.js";
 import { pointInTimeBase, removeExpiredOplogSlices } from "../../src/daemon/retention.js";
-import { openOplogStore } from "../../src/oplogstore/open.js";
 import type { OplogStore } from "../../src/oplogstore/oplogStore.js";
-import { OPLOG_STREAM } from "../../src/protocol/agentProtocol.js";
+import { useRetentionFixture } from "../helpers/retention.js";
 
 const HOUR = 3600_000;
 const NOW = Date.UTC(2026, 10, 24, 12);
@@ -22,37 +18,12 @@ const seconds = (ms: number) => Math.floor(ms / 1000);
 const WINDOW_START = seconds(NOW - WINDOW);
 
 describe("oplog retention with snapshots: the point-in-time base", () => {
-  let dir: string;
   let catalog: Catalog;
   let store: OplogStore;
   let deploymentId: string;
-
-  /** Ten oplog slices, one per hour: slice s holds the minute before NOW - (10 - s) hours. */
-  async function storeSlices(): Promise<void> {
-    for (let sequence = 0; sequence < 10; sequence++) {
-      const t = seconds(NOW - (10 - sequence) * HOUR);
-      const storeKey = `${deploymentId}/g0/oplog/${sequence}.slice`;
-      await store.put(storeKey, Buffer.from(`slice ${sequence}`));
-      catalog.slices.insert({
-        deploymentId,
-        generation: 0,
-        stream: OPLOG_STREAM,
-        sequence,
-        kind: "oplog",
-        namespace: null,
-        firstTs: { t: t - 60, i: 1 },
-        lastTs: { t, i: 1 },
-        lastId: null,
-        count: 1,
-        bytes: 7,
-        uncompressedBytes: 7,
-        codec: "none",
-        sha256: "0".repeat(64),
-        storeKey,
-        createdAt: t * 1000,
-      });
-    }
-  }
+  const { remaining, objects } = useRetentionFixture("tidemark-snapshot-retention-", NOW, (fixture) => {
+    ({ catalog, store, deploymentId } = fixture);
+  });
 
   /** A snapshot of the deployment at `t` (seconds), in the state asked for. */
   function snapshotAt(t: number, status: "complete" | "failed" | "writing" = "complete", of = deploymentId) {
@@ -80,13 +51,6 @@ describe("oplog retention with snapshots: the point-in-time base", () => {
     return record;
   }
 
-  const remaining = () => catalog.slices.list(deploymentId, 0, "oplog").map((slice) => slice.sequence);
-  const objects = async () => {
-    const keys: string[] = [];
-    for await (const object of store.list(`${deploymentId}/`)) keys.push(object.key);
-    return keys.map((key) => Number(/(\d+)\.slice$/.exec(key)![1])).sort((a, b) => a - b);
-  };
-
   /** One retention pass as the daemon makes it (src/daemon/daemon.ts enforceRetention). */
   const pass = () =>
     removeExpiredOplogSlices(catalog, store, {
@@ -97,19 +61,6 @@ describe("oplog retention with snapshots: the point-in-time base", () => {
       nowMs: NOW,
       keepAfterSeconds: pointInTimeBase(catalog, deploymentId, WINDOW_START),
     });
-
-  beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), "tidemark-snapshot-retention-"));
-    catalog = Catalog.open(join(dir, "catalog.sqlite"));
-    store = await openOplogStore(join(dir, "oplogstore"), { dataDir: dir });
-    deploymentId = catalog.deployments.create("rs", "hash").id;
-    await storeSlices();
-  });
-  afterEach(async () => {
-    await store.close();
-    catalog.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   it("keeps the slices after the newest complete snapshot at or before the window's start, removes older ones", async () => {
     // Snapshots 9.5 h and 7.5 h ago; the window starts 4.5 h ago. From the one 7.5 h ago a

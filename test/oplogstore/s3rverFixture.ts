@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 
 /** s3rver's only key pair (node_modules/s3rver/lib/models/account.js). */
 export const S3RVER_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const;
@@ -76,4 +77,38 @@ function nextMessage<T>(child: ChildProcess, type: ChildMessage["type"]): Promis
     child.on("message", onMessage);
     child.on("exit", onExit);
   });
+}
+
+export interface S3rverBucket {
+  s3rver: RunningS3rver;
+  /** A client talking to s3rver directly, to look at and change what the bucket holds. */
+  admin: S3Client;
+  /** Destroys the client and stops s3rver. */
+  stop(): Promise<void>;
+}
+
+/** A real s3rver (see `startS3rver`) with `bucket` created in it, and a client to it. */
+export async function startS3rverWithBucket(bucket: string): Promise<S3rverBucket> {
+  const s3rver = await startS3rver();
+  const admin = new S3Client({
+    endpoint: s3rver.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: S3RVER_CREDENTIALS,
+  });
+  try {
+    await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+  } catch (error) {
+    admin.destroy();
+    await s3rver.stop();
+    throw error;
+  }
+  return {
+    s3rver,
+    admin,
+    async stop() {
+      admin.destroy();
+      await s3rver.stop();
+    },
+  };
 }

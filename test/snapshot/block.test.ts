@@ -1,4 +1,4 @@
-import { Binary, Decimal128, deserialize, Long, ObjectId, serialize, type Document } from "bson";
+import { Binary, Decimal128, deserialize, Long, ObjectId, serialize } from "bson";
 import { describe, expect, it } from "vitest";
 import { encodeIdKeyFromDocument } from "../../src/bson/keyEncoding.js";
 import { CODECS, type Codec } from "../../src/slice/codecs.js";
@@ -12,28 +12,10 @@ import {
   encodedEntrySize,
   sha256Hex,
   type DecodeBlockOptions,
-  type DocumentEntry,
   type RunEntry,
 } from "../../src/snapshot/block.js";
 import { BlockError, CORRUPT_BLOCK_ADVICE, type BlockErrorCode } from "../../src/snapshot/errors.js";
-
-/** Raw BSON as a Buffer (bson types it as a Uint8Array; under Node it is a Buffer already). */
-function bson(doc: Document): Buffer {
-  return Buffer.from(serialize(doc));
-}
-
-function documentEntry(doc: Document): DocumentEntry {
-  const bytes = bson(doc);
-  return { key: encodeIdKeyFromDocument(bytes), doc: bytes };
-}
-
-function deletion(id: unknown): RunEntry {
-  return { key: encodeIdKeyFromDocument(serialize({ _id: id })), deleted: true };
-}
-
-function byKey<T extends RunEntry>(entries: T[]): T[] {
-  return [...entries].sort((a, b) => Buffer.compare(a.key, b.key));
-}
+import { bson, byKey, deletion, documentEntry, expectSameEntries } from "./entries.js";
 
 /** An uncompressed body holding `entries` as given (the builder does not check order: the writer does). */
 function bodyOf(entries: readonly RunEntry[]): Buffer {
@@ -113,16 +95,6 @@ const SMALL: RunEntry[] = byKey([
   deletion(11),
   deletion("delta"),
 ]);
-
-function expectSameEntries(actual: readonly RunEntry[], expected: readonly RunEntry[]): void {
-  expect(actual.length).toBe(expected.length);
-  actual.forEach((entry, i) => {
-    const want = expected[i];
-    expect(entry.key.equals(want.key), `key ${i}`).toBe(true);
-    expect(entry.deleted === true).toBe(want.deleted === true);
-    if (!entry.deleted && !want.deleted) expect(entry.doc.equals(want.doc), `doc ${i}`).toBe(true);
-  });
-}
 
 describe("block layout (format version 1)", () => {
   it("has the documented header", () => {

@@ -13,28 +13,38 @@
  * enough to be caught.
  */
 import Database from "better-sqlite3";
-import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Int32, ObjectId, type MongoClient } from "mongodb";
+import type { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newestOplogOpTime } from "../../src/agent/oplogQueries.js";
 import type { RunningAgent } from "../../src/agent/agent.js";
 import { INTERRUPTED } from "../../src/catalog/snapshots.js";
 import { compareOpTimes } from "../../src/protocol/optime.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
-import type { snapshotView } from "../../src/server/routes/snapshots.js";
-import { manifestBlocks, parseManifest } from "../../src/snapshot/manifest.js";
+import { manifestBlocks } from "../../src/snapshot/manifest.js";
 import { startActiveBackup, type ActiveBackup } from "../helpers/activeBackup.js";
 import { startTestAgent } from "../helpers/agent.js";
 import { killAll, runCli, waitForLine, type Run } from "../helpers/cli.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 import { ADMIN_KEY, withServer, type ServerFixture } from "../helpers/server.js";
+import {
+  damageStoredBlock,
+  groomViaApi,
+  listSnapshots,
+  manifestOf,
+  seedShop,
+  snapshotEnd,
+  snapshotServerOptions,
+  startSnapshot,
+  takeSnapshot,
+  verifySnapshotViaApi,
+  type SnapshotView,
+} from "../helpers/snapshots.js";
 import { waitFor } from "../helpers/wait.js";
 
-type SnapshotView = ReturnType<typeof snapshotView> & { manifest?: unknown };
 type Api = <T = Record<string, unknown>>(
   method: string,
   path: string,
@@ -70,45 +80,13 @@ function apiAt(baseUrl: () => string, defaultKey: string): Api {
 
 /** About 3 MB of orders and some customers: many 64 KB blocks. */
 async function loadData(client: MongoClient): Promise<void> {
-  const shop = client.db("shop");
-  const orders = Array.from({ length: 12_000 }, (_, i) => ({
-    _id: new ObjectId(),
-    n: i,
-    customer: `customer-${i % 500}`,
-    lines: [{ sku: `sku-${i % 13}`, qty: new Int32(1 + (i % 4)) }],
-    note: `order ${i}: ${createHash("sha256").update(String(i)).digest("hex")}`,
-  }));
-  for (let k = 0; k < orders.length; k += 2000)
-    await shop.collection<AnyDoc>("orders").insertMany(orders.slice(k, k + 2000));
-  await shop
-    .collection<AnyDoc>("customers")
-    .insertMany(Array.from({ length: 3000 }, (_, i) => ({ _id: i, name: `customer ${i}` })));
-}
-
-async function takeSnapshot(api: Api, deployment: string): Promise<SnapshotView> {
-  const started = await api<SnapshotView>("POST", `/api/v1/deployments/${deployment}/snapshots`, {});
-  expect(started.status, JSON.stringify(started.body)).toBe(202);
-  return started.body;
-}
-
-async function snapshotEnded(api: Api, id: string, timeoutMs = 60_000): Promise<SnapshotView> {
-  return waitFor(
-    `snapshot ${id} to end`,
-    async () => {
-      const view = (await api<SnapshotView>("GET", `/api/v1/snapshots/${id}?manifest=true`)).body;
-      return view.status !== "writing" ? view : undefined;
-    },
-    timeoutMs,
-  );
-}
-
-/** Verifies a snapshot through the API and waits for the outcome. */
-async function verified(api: Api, id: string): Promise<SnapshotView> {
-  const started = await api<SnapshotView>("POST", `/api/v1/snapshots/${id}/verify`);
-  expect(started.status, JSON.stringify(started.body)).toBe(202);
-  return waitFor(`verification of ${id}`, async () => {
-    const view = (await api<SnapshotView>("GET", `/api/v1/snapshots/${id}`)).body;
-    return view.verification.state !== "verifying" ? view : undefined;
+  await seedShop(client, {
+    orders: 12_000,
+    notePrefix: "order",
+    withPrice: false,
+    customers: 3000,
+    customer: (i) => ({ _id: i, name: `customer ${i}` }),
+    byCustomerIndex: false,
   });
 }
 
@@ -171,6 +149,7 @@ describe("snapshots: SIGKILL of the server mid-snapshot", () => {
   let agent: RunningAgent | undefined;
   const url = () => `http://127.0.0.1:${port}`;
   const api = apiAt(url, ADMIN_KEY);
+  const viaApi = { api };
 
   async function startServerProcess(env: Record<string, string> = {}): Promise<void> {
     server = runCli(["server", "--data-dir", dataDir, "--port", String(port), "--config", configFile], {
@@ -184,15 +163,7 @@ describe("snapshots: SIGKILL of the server mid-snapshot", () => {
     source = await withEmulator();
     dataDir = mkdtempSync(join(tmpdir(), "tidemark-snapshot-crash-"));
     configFile = join(dataDir, "server.json");
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        sliceMb: 0.1,
-        oplogFlushSeconds: 0.2,
-        snapshotBlockBytes: 65536,
-        snapshotSchedule: { enabled: false },
-      }),
-    );
+    writeFileSync(configFile, JSON.stringify(snapshotServerOptions()));
     port = await freePort();
     await loadData(source.client);
   }, 60_000);
@@ -231,7 +202,7 @@ describe("snapshots: SIGKILL of the server mid-snapshot", () => {
     await waitFor("rs to become active", async () => ((await view()).state === "active" ? true : undefined));
     const before = await caughtUp();
 
-    const cut = await takeSnapshot(api, "rs");
+    const cut = await startSnapshot(viaApi, "rs");
     const blockstore = join(dataDir, "blockstore.sqlite");
     await waitFor(
       "the snapshot to store a few blocks",
@@ -254,8 +225,7 @@ describe("snapshots: SIGKILL of the server mid-snapshot", () => {
 
     // Restarted without the pause, on the same data directory.
     await startServerProcess();
-    const listed = (await api<{ snapshots: SnapshotView[] }>("GET", "/api/v1/deployments/rs/snapshots")).body
-      .snapshots;
+    const listed = await listSnapshots(viaApi, "rs");
     expect(listed.map((s) => [s.id, s.status])).toEqual([[cut.id, "failed"]]);
     expect(listed[0].error).toMatch(/interrupted/);
     expect(listed[0].error).toBe(INTERRUPTED);
@@ -264,14 +234,9 @@ describe("snapshots: SIGKILL of the server mid-snapshot", () => {
     expect(refused.status).toBe(409);
     expect(refused.body.error).toMatch(/failed/);
 
-    const groomed = await api<{ blocksRemoved: number; bytesReclaimed: number; errors: string[] }>(
-      "POST",
-      "/api/v1/groom",
-    );
-    expect(groomed.status).toBe(200);
-    expect(groomed.body.errors).toEqual([]);
-    expect(groomed.body.blocksRemoved).toBe(storedBeforeKill);
-    expect(groomed.body.bytesReclaimed).toBeGreaterThan(0);
+    const groomed = await groomViaApi(viaApi);
+    expect(groomed.blocksRemoved).toBe(storedBeforeKill);
+    expect(groomed.bytesReclaimed).toBeGreaterThan(0);
     expect(unreferencedBlocks(dataDir)).toEqual([]);
     expect(count(blockstore, "SELECT count(*) AS n FROM blocks")).toBe(0);
 
@@ -285,12 +250,11 @@ describe("snapshots: SIGKILL of the server mid-snapshot", () => {
     expect(after.generation).toBe(before.generation);
     expect(after.initialSync.t0).toEqual(before.initialSync.t0);
 
-    const next = await snapshotEnded(api, (await takeSnapshot(api, "rs")).id);
-    expect(next.status, next.error ?? "").toBe("complete");
-    const manifest = parseManifest(next.manifest, next.id);
+    const next = await takeSnapshot(viaApi, "rs");
+    const manifest = manifestOf(next);
     expect(manifest.collections.find((c) => c.namespace === "shop.customers")?.count).toBe(3100);
     expect(manifest.collections.find((c) => c.namespace === "shop.orders")?.count).toBe(12_000);
-    const checked = await verified(api, next.id);
+    const checked = await verifySnapshotViaApi(viaApi, next.id);
     expect(checked.verification.state, JSON.stringify(checked.verification.result)).toBe("passed");
     // Groom now keeps every block: each belongs to the complete snapshot.
     expect((await api<{ blocksRemoved: number }>("POST", "/api/v1/groom")).body.blocksRemoved).toBe(0);
@@ -312,12 +276,7 @@ describe("snapshots: corruption, bad input, a stop while writing", () => {
     const previousDelay = process.env.TIDEMARK_FAULT_SNAPSHOT_DELAY_MS;
     process.env.TIDEMARK_FAULT_SNAPSHOT_DELAY_MS = "40";
     try {
-      fx = await withServer({
-        sliceMb: 0.1,
-        oplogFlushSeconds: 0.2,
-        snapshotBlockBytes: 64 * 1024,
-        snapshotSchedule: { enabled: false },
-      });
+      fx = await withServer(snapshotServerOptions());
     } finally {
       if (previousDelay === undefined) delete process.env.TIDEMARK_FAULT_SNAPSHOT_DELAY_MS;
       else process.env.TIDEMARK_FAULT_SNAPSHOT_DELAY_MS = previousDelay;
@@ -408,7 +367,7 @@ describe("snapshots: corruption, bad input, a stop while writing", () => {
 
     // While one is written: no second one, no delete of it.
     await backup.caughtUp();
-    const writing = await takeSnapshot(api, "rs");
+    const writing = await startSnapshot(fx, "rs");
     expect(writing.status).toBe("writing");
     const again = await api<ErrorBody>("POST", "/api/v1/deployments/rs/snapshots", {});
     expect(again.status).toBe(409);
@@ -420,10 +379,10 @@ describe("snapshots: corruption, bad input, a stop while writing", () => {
     const verifying = await api<ErrorBody>("POST", `/api/v1/snapshots/${writing.id}/verify`);
     expect(verifying.status).toBe(409);
     expect(verifying.body.code).toBe("NOT_COMPLETE");
-    first = await snapshotEnded(api, writing.id);
+    first = await snapshotEnd(fx, writing.id);
     expect(first.status, first.error ?? "").toBe("complete");
-    const listed = (await api<{ snapshots: SnapshotView[] }>("GET", "/api/v1/deployments/rs/snapshots")).body;
-    expect(listed.snapshots.map((s) => s.id)).toEqual([first.id]);
+    const listed = await listSnapshots(fx, "rs");
+    expect(listed.map((s) => s.id)).toEqual([first.id]);
   });
 
   it("a flipped byte in a block fails verify, naming the block and the collection; others pass", async () => {
@@ -431,27 +390,16 @@ describe("snapshots: corruption, bad input, a stop while writing", () => {
     const orders = source.client.db("shop").collection<AnyDoc>("orders");
     await orders.updateMany({ n: { $lt: 600 } }, { $set: { note: "edited" } });
     await backup.caughtUp();
-    second = await snapshotEnded(api, (await takeSnapshot(api, "rs")).id);
-    expect(second.status, second.error ?? "").toBe("complete");
-    const firstBlocks = manifestBlocks(parseManifest(first.manifest, first.id));
-    const runs = parseManifest(second.manifest, second.id).collections.find(
-      (c) => c.namespace === "shop.orders",
-    )!.runs!;
+    second = await takeSnapshot(fx, "rs");
+    const firstBlocks = manifestBlocks(manifestOf(first));
+    const runs = manifestOf(second).collections.find((c) => c.namespace === "shop.orders")!.runs!;
     expect(runs.map((r) => r.kind)).toEqual(["base", "delta"]);
     const hash = runs[1].blocks.map((b) => b.hash).find((h) => !firstBlocks.has(h))!;
     expect(hash).toBeDefined();
 
-    const blockstore = openSqlite(join(fx.dataDir, "blockstore.sqlite"), false);
-    const original = (
-      blockstore.prepare("SELECT CAST(data AS BLOB) AS data FROM blocks WHERE hash = ?").get(hash) as {
-        data: Buffer;
-      }
-    ).data;
-    const damaged = Buffer.from(original);
-    damaged[Math.floor(damaged.length / 2)] ^= 0x01;
-    blockstore.prepare("UPDATE blocks SET data = ? WHERE hash = ?").run(damaged, hash);
+    const putRight = damageStoredBlock(fx.dataDir, hash);
     try {
-      const bad = await verified(api, second.id);
+      const bad = await verifySnapshotViaApi(fx, second.id);
       expect(bad.verification.state).toBe("failed");
       const result = bad.verification.result as VerifyResult;
       expect(result.ok).toBe(false);
@@ -461,12 +409,11 @@ describe("snapshots: corruption, bad input, a stop while writing", () => {
       // Only the collection whose chain holds the block is bad.
       expect(result.collections.filter((c) => !c.ok).map((c) => c.namespace)).toEqual(["shop.orders"]);
       // The first snapshot does not use the block: it still passes.
-      expect((await verified(api, first.id)).verification.state).toBe("passed");
+      expect((await verifySnapshotViaApi(fx, first.id)).verification.state).toBe("passed");
     } finally {
-      blockstore.prepare("UPDATE blocks SET data = ? WHERE hash = ?").run(original, hash);
-      blockstore.close();
+      putRight();
     }
-    expect((await verified(api, second.id)).verification.state).toBe("passed");
+    expect((await verifySnapshotViaApi(fx, second.id)).verification.state).toBe("passed");
   });
 
   it("a damaged manifest in the catalog fails verify with a message saying so", async () => {
@@ -485,14 +432,14 @@ describe("snapshots: corruption, bad input, a stop while writing", () => {
     }
     const shown = await api<SnapshotView>("GET", `/api/v1/snapshots/${first.id}`);
     expect(shown.status).toBe(200);
-    const bad = await verified(api, first.id);
+    const bad = await verifySnapshotViaApi(fx, first.id);
     expect(bad.verification.state).toBe("failed");
     const result = bad.verification.result as VerifyResult;
     expect(result.ok).toBe(false);
     expect(result.firstProblem).toMatch(/manifest is damaged/);
     expect(result.firstProblem).toContain(first.id);
     // The other snapshot is not affected.
-    expect((await verified(api, second.id)).verification.state).toBe("passed");
+    expect((await verifySnapshotViaApi(fx, second.id)).verification.state).toBe("passed");
   });
 
   it("a server stop while a snapshot is written ends it failed (interrupted)", async () => {
@@ -502,7 +449,7 @@ describe("snapshots: corruption, bad input, a stop while writing", () => {
     });
     expect(patched.status, JSON.stringify(patched.body)).toBe(200);
     await backup.caughtUp();
-    const writing = await takeSnapshot(api, "rs");
+    const writing = await startSnapshot(fx, "rs");
     const catalogFile = join(fx.dataDir, "catalog.sqlite");
     await waitFor(
       "the snapshot to store some blocks",

@@ -10,13 +10,17 @@ import { ObjectId } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SnapshotVerification } from "../../src/snapshot/verify.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
-import type { snapshotView } from "../../src/server/routes/snapshots.js";
 import { startActiveBackup, type ActiveBackup } from "../helpers/activeBackup.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 import { withServer, type ServerFixture } from "../helpers/server.js";
+import {
+  listSnapshots,
+  snapshotEnd,
+  snapshotServerOptions,
+  SMALL_SNAPSHOT_BLOCKS,
+  type SnapshotView,
+} from "../helpers/snapshots.js";
 import { waitFor } from "../helpers/wait.js";
-
-type SnapshotView = ReturnType<typeof snapshotView>;
 
 const INTERVAL_MS = 2000;
 const KEEP_MS = 8000;
@@ -29,26 +33,25 @@ describe("snapshot lifecycle: schedule, groom and the integrity job on their own
   const logLines: string[] = [];
   let writer: NodeJS.Timeout | undefined;
 
-  const list = async () =>
-    (await fx.api<{ snapshots: SnapshotView[] }>("GET", "/api/v1/deployments/rs/snapshots")).body.snapshots;
+  const list = () => listSnapshots(fx, "rs");
 
   beforeAll(async () => {
     source = await withEmulator();
-    fx = await withServer({
-      sliceMb: 0.05,
-      oplogFlushSeconds: 0.2,
-      snapshotBlockBytes: 16 * 1024,
-      snapshotSchedule: {
-        intervalHours: INTERVAL_MS / 3_600_000,
-        keepDays: KEEP_MS / 86_400_000,
-        dailyKeepDays: 0,
-        weeklyKeepWeeks: 0,
-        monthlyKeepMonths: 0,
-      },
-      groomIntervalMinutes: GROOM_MS / 60_000,
-      integrityCheckDays: 3 / 86_400,
-      log: (line) => logLines.push(`${new Date().toISOString()} ${line}`),
-    });
+    fx = await withServer(
+      snapshotServerOptions({
+        ...SMALL_SNAPSHOT_BLOCKS,
+        snapshotSchedule: {
+          intervalHours: INTERVAL_MS / 3_600_000,
+          keepDays: KEEP_MS / 86_400_000,
+          dailyKeepDays: 0,
+          weeklyKeepWeeks: 0,
+          monthlyKeepMonths: 0,
+        },
+        groomIntervalMinutes: GROOM_MS / 60_000,
+        integrityCheckDays: 3 / 86_400,
+        log: (line) => logLines.push(`${new Date().toISOString()} ${line}`),
+      }),
+    );
     await source.client
       .db("shop")
       .collection<AnyDoc>("orders")
@@ -173,15 +176,7 @@ describe("snapshot lifecycle: schedule, groom and the integrity job on their own
     expect(onDemand.trigger).toBe("on_demand");
     const expiresAt = Date.parse(onDemand.expiresAt!);
     expect(Math.abs(expiresAt - (requestedAt + 86_400_000))).toBeLessThan(5000);
-    const done = await waitFor(
-      "the on-demand snapshot to end",
-      async () => {
-        const view = (await fx.api<SnapshotView>("GET", `/api/v1/snapshots/${onDemand.id}`)).body;
-        return view.status !== "writing" ? view : undefined;
-      },
-      15_000,
-      100,
-    );
+    const done = await snapshotEnd(fx, onDemand.id, { timeoutMs: 15_000, intervalMs: 100 });
     expect(done.status, done.error ?? "").toBe("complete");
     expect(done.expiresAt).toBe(onDemand.expiresAt);
 

@@ -1,43 +1,18 @@
-import { deserialize, ObjectId, serialize, type Document } from "bson";
+import { deserialize, ObjectId } from "bson";
 import { describe, expect, it } from "vitest";
 import { encodeIdKeyFromDocument } from "../../src/bson/keyEncoding.js";
 import type { Codec } from "../../src/slice/codecs.js";
-import { sha256Hex, type DocumentEntry, type RunEntry } from "../../src/snapshot/block.js";
-import { BlockError, RunError, type RunErrorCode } from "../../src/snapshot/errors.js";
+import type { DocumentEntry, RunEntry } from "../../src/snapshot/block.js";
+import { BlockError, RunError } from "../../src/snapshot/errors.js";
 import { checkChain, compactChain, mergeChain, mergeEntries } from "../../src/snapshot/merge.js";
 import {
   parseRunDescriptor,
   RunReader,
   writeRun,
-  type BlockSink,
   type GetBlock,
   type RunDescriptor,
 } from "../../src/snapshot/run.js";
-
-/** mulberry32: a small seeded PRNG, so every run of these tests sees the same data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-function documentEntry(doc: Document): DocumentEntry {
-  const bytes = Buffer.from(serialize(doc));
-  return { key: encodeIdKeyFromDocument(bytes), doc: bytes };
-}
-
-function deletion(id: unknown): RunEntry {
-  return { key: encodeIdKeyFromDocument(serialize({ _id: id })), deleted: true };
-}
-
-function byKey<T extends RunEntry>(entries: Iterable<T>): T[] {
-  return [...entries].sort((a, b) => Buffer.compare(a.key, b.key));
-}
+import { byKey, deletion, documentEntry, emptyRun, MemoryStore, prng, rejectsWith } from "./entries.js";
 
 /** The `n`th `_id` of the test's pool: ints, strings (some with keys over 127 bytes), ObjectIds, documents. */
 function idOf(n: number): unknown {
@@ -59,37 +34,10 @@ function idOf(n: number): unknown {
   }
 }
 
-/** A block store in a Map; getBlock records every fetch. */
-class MemoryStore {
-  readonly blocks = new Map<string, Buffer>();
-  readonly fetched: string[] = [];
-
-  readonly sink: BlockSink = (block) => {
-    expect(block.hash).toBe(sha256Hex(block.bytes));
-    this.blocks.set(block.hash, Buffer.from(block.bytes));
-  };
-
-  readonly getBlock: GetBlock = async (hash) => {
-    this.fetched.push(hash);
-    const bytes = this.blocks.get(hash);
-    if (!bytes) throw new Error(`no block ${hash}`);
-    return bytes;
-  };
-}
-
 async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of source) out.push(item);
   return out;
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: RunErrorCode): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RunError);
-  expect((error as RunError).code).toBe(code);
 }
 
 function expectDocuments(actual: readonly DocumentEntry[], expected: readonly DocumentEntry[]): void {
@@ -173,6 +121,22 @@ async function randomChain(seed: number, codec: Codec, baseSize = 500, deltas = 
   return { store, runs, model, options };
 }
 
+/** Sources that record, by index, when they are closed. */
+function trackedSources(): {
+  closed: number[];
+  tracked: (index: number, entries: RunEntry[]) => Generator<RunEntry>;
+} {
+  const closed: number[] = [];
+  function* tracked(index: number, entries: RunEntry[]): Generator<RunEntry> {
+    try {
+      yield* entries;
+    } finally {
+      closed.push(index);
+    }
+  }
+  return { closed, tracked };
+}
+
 describe("mergeEntries", () => {
   const a1 = documentEntry({ _id: 1, v: "a1" });
   const b1 = documentEntry({ _id: 2, v: "b1" });
@@ -212,14 +176,7 @@ describe("mergeEntries", () => {
   });
 
   it("refuses a source out of key order, and closes every source", async () => {
-    const closed: number[] = [];
-    function* tracked(index: number, entries: RunEntry[]): Generator<RunEntry> {
-      try {
-        yield* entries;
-      } finally {
-        closed.push(index);
-      }
-    }
+    const { closed, tracked } = trackedSources();
     await rejectsWith(
       collect(mergeEntries([tracked(0, [a1, b1, c1]), tracked(1, [d2, b2])])),
       "OUT_OF_ORDER",
@@ -229,14 +186,7 @@ describe("mergeEntries", () => {
   });
 
   it("closes every source when the consumer stops early", async () => {
-    const closed: number[] = [];
-    function* tracked(index: number, entries: RunEntry[]): Generator<RunEntry> {
-      try {
-        yield* entries;
-      } finally {
-        closed.push(index);
-      }
-    }
+    const { closed, tracked } = trackedSources();
     for await (const entry of mergeEntries([tracked(0, [a1, b1, c1]), tracked(1, [b2, d2])])) {
       expect(entry.key.equals(a1.key)).toBe(true);
       break;
@@ -360,17 +310,8 @@ describe("mergeChain", () => {
 });
 
 describe("checkChain", () => {
-  const base = {
-    format: 1,
-    kind: "base",
-    codec: "zstd",
-    count: 0,
-    deletions: 0,
-    logicalBytes: 0,
-    storedBytes: 0,
-    blocks: [],
-  } as RunDescriptor;
-  const delta = { ...base, kind: "delta" } as RunDescriptor;
+  const base = emptyRun("base");
+  const delta = emptyRun("delta");
 
   it("accepts a base followed by deltas", () => {
     expect(() => checkChain([base])).not.toThrow();

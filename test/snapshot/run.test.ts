@@ -1,50 +1,27 @@
-import { ObjectId, serialize, type Document } from "bson";
+import { ObjectId, serialize } from "bson";
 import { describe, expect, it } from "vitest";
 import { encodeIdKeyFromDocument } from "../../src/bson/keyEncoding.js";
 import { CODECS } from "../../src/slice/codecs.js";
-import {
-  BLOCK_HEADER_SIZE,
-  decodeBlock,
-  sha256Hex,
-  type DocumentEntry,
-  type RunEntry,
-} from "../../src/snapshot/block.js";
+import { BLOCK_HEADER_SIZE, type DocumentEntry, type RunEntry } from "../../src/snapshot/block.js";
 import { BlockError, RunError, type BlockErrorCode, type RunErrorCode } from "../../src/snapshot/errors.js";
 import {
   parseRunDescriptor,
   RunReader,
   RunWriter,
   writeRun,
-  type BlockSink,
-  type EncodedBlock,
   type GetBlock,
   type RunDescriptor,
 } from "../../src/snapshot/run.js";
-
-/** mulberry32: a small seeded PRNG, so every run of these tests sees the same data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-function documentEntry(doc: Document): DocumentEntry {
-  const bytes = Buffer.from(serialize(doc));
-  return { key: encodeIdKeyFromDocument(bytes), doc: bytes };
-}
-
-function deletion(id: unknown): RunEntry {
-  return { key: encodeIdKeyFromDocument(serialize({ _id: id })), deleted: true };
-}
-
-function byKey<T extends RunEntry>(entries: T[]): T[] {
-  return [...entries].sort((a, b) => Buffer.compare(a.key, b.key));
-}
+import {
+  byKey,
+  deletion,
+  documentEntry,
+  emptyRun,
+  expectSameEntries,
+  MemoryStore,
+  prng,
+  rejectsWith,
+} from "./entries.js";
 
 /** `n` documents with int `_id`s `idOf(i)` and payloads of 50 to 450 bytes. */
 function intDocuments(n: number, seed: number, idOf = (i: number) => i): DocumentEntry[] {
@@ -54,54 +31,10 @@ function intDocuments(n: number, seed: number, idOf = (i: number) => i): Documen
   );
 }
 
-/** A block store in a Map: the sink checks each block's address, getBlock counts fetches. */
-class MemoryStore {
-  readonly blocks = new Map<string, Buffer>();
-  readonly fetched: string[] = [];
-
-  readonly sink: BlockSink = (block: EncodedBlock) => {
-    expect(block.hash).toBe(sha256Hex(block.bytes));
-    expect(block.storedBytes).toBe(block.bytes.length);
-    this.blocks.set(block.hash, Buffer.from(block.bytes));
-  };
-
-  readonly getBlock: GetBlock = async (hash: string) => {
-    this.fetched.push(hash);
-    const bytes = this.blocks.get(hash);
-    if (!bytes) throw new Error(`no block ${hash}`);
-    return bytes;
-  };
-
-  /** The uncompressed body length of a stored block. */
-  bodyLength(hash: string): number {
-    return decodeBlock(this.blocks.get(hash)!).body.length;
-  }
-}
-
 async function readAll(run: RunDescriptor, getBlock: GetBlock): Promise<RunEntry[]> {
   const entries: RunEntry[] = [];
   for await (const entry of new RunReader(run, getBlock, { checkIdKeys: true })) entries.push(entry);
   return entries;
-}
-
-function expectSameEntries(actual: readonly RunEntry[], expected: readonly RunEntry[]): void {
-  expect(actual.length).toBe(expected.length);
-  actual.forEach((entry, i) => {
-    const want = expected[i];
-    expect(entry.key.equals(want.key), `key ${i}`).toBe(true);
-    expect(entry.deleted === true, `kind ${i}`).toBe(want.deleted === true);
-    if (!entry.deleted && !want.deleted) expect(entry.doc.equals(want.doc), `doc ${i}`).toBe(true);
-  });
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: RunErrorCode): Promise<RunError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RunError);
-  expect((error as RunError).code).toBe(code);
-  return error as RunError;
 }
 
 function throwsRun(fn: () => unknown, code: RunErrorCode): void {
@@ -129,7 +62,7 @@ describe("RunWriter block sizes", () => {
   const TARGET = 4096;
 
   it("averages blocks near the target and never exceeds twice it", async () => {
-    const store = new MemoryStore();
+    const store = new MemoryStore({ checkStoredBytes: true });
     const entries = intDocuments(5000, 1);
     const run = await writeRun(entries, store.sink, { kind: "base", targetBlockBytes: TARGET });
     const sizes = run.blocks.map((block) => store.bodyLength(block.hash));
@@ -146,7 +79,7 @@ describe("RunWriter block sizes", () => {
   });
 
   it("gives an entry larger than the target a block of its own", async () => {
-    const store = new MemoryStore();
+    const store = new MemoryStore({ checkStoredBytes: true });
     const before = intDocuments(300, 2);
     const huge = documentEntry({ _id: 1_000_000, payload: "h".repeat(3 * TARGET) });
     const after = intDocuments(300, 3, (i) => 2_000_000 + i);
@@ -179,7 +112,7 @@ describe("RunWriter refuses misuse", () => {
 
   it("refuses keys out of order or repeated, within a block and across a boundary", async () => {
     for (const target of [1 << 20, 64]) {
-      const store = new MemoryStore();
+      const store = new MemoryStore({ checkStoredBytes: true });
       const writer = new RunWriter(store.sink, { kind: "delta", targetBlockBytes: target });
       await writer.add(a);
       await writer.add(b);
@@ -247,7 +180,7 @@ describe("RunWriter refuses misuse", () => {
   });
 
   it("refuses a second add while the first still waits for the sink", async () => {
-    const store = new MemoryStore();
+    const store = new MemoryStore({ checkStoredBytes: true });
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const writer = new RunWriter(
@@ -307,7 +240,7 @@ describe("RunWriter refuses misuse", () => {
   });
 
   it("copies entries, so callers may reuse their buffers", async () => {
-    const store = new MemoryStore();
+    const store = new MemoryStore({ checkStoredBytes: true });
     const writer = new RunWriter(store.sink, { kind: "base" });
     const scratchKey = Buffer.alloc(a.key.length);
     const scratchDoc = Buffer.alloc(a.doc.length);
@@ -323,7 +256,7 @@ describe("RunWriter refuses misuse", () => {
 describe("RunWriter descriptors", () => {
   it("adds up: totals are the sums of the blocks and of the entries", async () => {
     for (const codec of CODECS) {
-      const store = new MemoryStore();
+      const store = new MemoryStore({ checkStoredBytes: true });
       const random = prng(5);
       const entries = byKey(
         Array.from({ length: 400 }, (_, i) =>
@@ -354,18 +287,9 @@ describe("RunWriter descriptors", () => {
 
   it("describes an empty run", async () => {
     const run = await new RunWriter(() => {}, { kind: "base" }).finish();
-    expect(run).toEqual({
-      format: 1,
-      kind: "base",
-      codec: "zstd",
-      count: 0,
-      deletions: 0,
-      logicalBytes: 0,
-      storedBytes: 0,
-      blocks: [],
-    });
+    expect(run).toEqual(emptyRun("base"));
     expect(parseRunDescriptor(run)).toEqual(run);
-    expect(await readAll(run, new MemoryStore().getBlock)).toEqual([]);
+    expect(await readAll(run, new MemoryStore({ checkStoredBytes: true }).getBlock)).toEqual([]);
   });
 });
 
@@ -557,7 +481,7 @@ describe("deterministic, content-defined blocks", () => {
 
 describe("RunReader", () => {
   async function sample(): Promise<{ store: MemoryStore; run: RunDescriptor; entries: RunEntry[] }> {
-    const store = new MemoryStore();
+    const store = new MemoryStore({ checkStoredBytes: true });
     const entries = byKey([
       ...intDocuments(300, 10),
       ...Array.from({ length: 50 }, (_, i) => deletion(`gone-${i}`)),
@@ -644,7 +568,7 @@ describe("RunReader", () => {
   });
 
   it("checks documents' keys when asked", async () => {
-    const store = new MemoryStore();
+    const store = new MemoryStore({ checkStoredBytes: true });
     const one = documentEntry({ _id: 1 });
     const run = await writeRun([{ key: one.key, doc: documentEntry({ _id: 2 }).doc }], store.sink, {
       kind: "base",

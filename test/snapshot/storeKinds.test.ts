@@ -24,170 +24,63 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import {
-  CreateBucketCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-} from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import Database from "better-sqlite3";
 import { BSON } from "bson";
-import { Int32, ObjectId } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
-import type { snapshotView } from "../../src/server/routes/snapshots.js";
 import type { StartServerOptions } from "../../src/server/server.js";
 import { EncryptionError, MasterKey } from "../../src/snapshot/encryption/index.js";
-import { manifestBlocks, parseManifest, type SnapshotManifest } from "../../src/snapshot/manifest.js";
-import { readCollection } from "../../src/snapshot/reader.js";
+import { manifestBlocks } from "../../src/snapshot/manifest.js";
 import { blockKey } from "../../src/snapshot/stores/index.js";
-import { S3RVER_CREDENTIALS, startS3rver, type RunningS3rver } from "../oplogstore/s3rverFixture.js";
+import { S3RVER_CREDENTIALS, startS3rverWithBucket, type S3rverBucket } from "../oplogstore/s3rverFixture.js";
 import { startActiveBackup, type ActiveBackup } from "../helpers/activeBackup.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
 import { withServer, type ServerFixture } from "../helpers/server.js";
+import {
+  changeOnePercent,
+  expectManifestEqualsDbHash,
+  expectReadBack,
+  groomViaApi,
+  listSnapshots,
+  manifestOf,
+  seedCms,
+  seedShop,
+  snapshotEnd,
+  snapshotServerOptions,
+  startSnapshot,
+  takeCaughtUpSnapshot,
+  verifySnapshotViaApi,
+  type SnapshotView,
+} from "../helpers/snapshots.js";
 import { waitFor } from "../helpers/wait.js";
-
-type SnapshotView = ReturnType<typeof snapshotView> & { manifest?: unknown };
-type GroomReport = { blocksRemoved: number; partialsRemoved: number; errors: string[] };
 
 /** In every order's note, so the raw stored bytes can be searched for plaintext. */
 const MARKER = "tidemark-plaintext-marker";
 
-const COMMON: StartServerOptions = {
-  sliceMb: 0.1,
-  oplogFlushSeconds: 0.2,
-  snapshotBlockBytes: 64 * 1024,
-  snapshotSchedule: { enabled: false },
-};
+const COMMON = snapshotServerOptions();
+const CUSTOMERS = 1500;
 
 /** shop.orders (`orders` documents of ~300 bytes), shop.customers, cms.pages and a view on it. */
 async function seed(source: EmulatorFixture, orders: number): Promise<void> {
-  const shop = source.client.db("shop");
-  const docs = Array.from({ length: orders }, (_, i) => ({
-    _id: new ObjectId(),
-    n: i,
-    customer: `customer-${i % 500}`,
-    lines: [{ sku: `sku-${i % 13}`, qty: new Int32(1 + (i % 4)), price: (i % 97) + 0.5 }],
-    note: `${MARKER} ${i}: ${createHash("sha256").update(String(i)).digest("hex")}`,
-  }));
-  for (let k = 0; k < docs.length; k += 2000)
-    await shop.collection<AnyDoc>("orders").insertMany(docs.slice(k, k + 2000));
-  await shop
-    .collection<AnyDoc>("customers")
-    .insertMany(
-      Array.from({ length: 1500 }, (_, i) => ({ _id: i, name: `customer ${i}`, tags: [`t${i % 7}`] })),
-    );
-  await shop.collection("orders").createIndex({ customer: 1, n: -1 }, { name: "by_customer" });
-  const cms = source.client.db("cms");
-  await cms.collection<AnyDoc>("pages").insertOne({ _id: "home", title: "Home" });
-  await cms.createCollection("home_page", { viewOn: "pages", pipeline: [{ $match: { _id: "home" } }] });
+  await seedShop(source.client, {
+    orders,
+    notePrefix: MARKER,
+    withPrice: true,
+    customers: CUSTOMERS,
+    customer: (i) => ({ _id: i, name: `customer ${i}`, tags: [`t${i % 7}`] }),
+    byCustomerIndex: true,
+  });
+  await seedCms(source.client);
 }
 
 /** Changes 1% of the orders and customers, spread evenly. */
-async function changeOnePercent(source: EmulatorFixture, tag: string): Promise<void> {
-  const shop = source.client.db("shop");
-  const ids = (
-    await shop
-      .collection("orders")
-      .find({}, { projection: { _id: 1 } })
-      .sort({ _id: 1 })
-      .toArray()
-  ).map((d) => d._id);
-  for (let k = 0; k < ids.length; k += 100)
-    await shop.collection("orders").updateOne({ _id: ids[k] }, { $set: { note: `${tag} ${k}` } });
-  for (let k = 0; k < 1500; k += 100)
-    await shop.collection<AnyDoc>("customers").updateOne({ _id: k }, { $set: { tag } });
-}
-
-async function snapshotEnd(fx: ServerFixture, id: string): Promise<SnapshotView> {
-  return waitFor(
-    `snapshot ${id} to end`,
-    async () => {
-      const view = (await fx.api<SnapshotView>("GET", `/api/v1/snapshots/${id}?manifest=true`)).body;
-      return view.status !== "writing" ? view : undefined;
-    },
-    60_000,
-    20,
-  );
-}
-
-async function startSnapshot(fx: ServerFixture, backup: ActiveBackup): Promise<SnapshotView> {
-  await backup.caughtUp();
-  const started = await fx.api<SnapshotView>("POST", `/api/v1/deployments/${backup.id}/snapshots`, {});
-  expect(started.status, JSON.stringify(started.body)).toBe(202);
-  expect(started.body.status).toBe("writing");
-  return started.body;
-}
-
-async function take(fx: ServerFixture, backup: ActiveBackup): Promise<SnapshotView> {
-  const done = await snapshotEnd(fx, (await startSnapshot(fx, backup)).id);
-  expect(done.status, done.error ?? "").toBe("complete");
-  return done;
-}
-
-function manifestOf(view: SnapshotView): SnapshotManifest {
-  return parseManifest(view.manifest, view.id);
-}
-
-/** Verifies through the API and waits for the outcome. */
-async function verify(fx: ServerFixture, id: string): Promise<SnapshotView> {
-  const started = await fx.api<SnapshotView>("POST", `/api/v1/snapshots/${id}/verify`);
-  expect(started.status, JSON.stringify(started.body)).toBe(202);
-  return waitFor(
-    `verification of ${id}`,
-    async () => {
-      const view = (await fx.api<SnapshotView>("GET", `/api/v1/snapshots/${id}`)).body;
-      return view.verification.state !== "verifying" ? view : undefined;
-    },
-    30_000,
-    20,
-  );
+function changeOnePercentOf(source: EmulatorFixture, tag: string): Promise<void> {
+  return changeOnePercent(source.client, { tag, customers: CUSTOMERS, customerUpdate: { $set: { tag } } });
 }
 
 function firstProblem(view: SnapshotView): string {
   return (view.verification.result as { firstProblem?: string } | null)?.firstProblem ?? "";
-}
-
-async function groom(fx: ServerFixture): Promise<GroomReport> {
-  const groomed = await fx.api<GroomReport>("POST", "/api/v1/groom");
-  expect(groomed.status, JSON.stringify(groomed.body)).toBe(200);
-  expect(groomed.body.errors).toEqual([]);
-  return groomed.body;
-}
-
-/** Per collection, the manifest's MD5s equal the emulator's dbHash now (nothing written since T). */
-async function expectEqualToDeployment(source: EmulatorFixture, manifest: SnapshotManifest): Promise<void> {
-  for (const db of [...new Set(manifest.collections.map((c) => c.db))]) {
-    const hash = await source.client.db(db).command({ dbHash: 1 });
-    const inManifest = Object.fromEntries(
-      manifest.collections.filter((c) => c.db === db && c.md5 !== null).map((c) => [c.name, c.md5]),
-    );
-    expect(inManifest, db).toEqual(hash.collections);
-    expect(manifest.databases.find((d) => d.name === db)?.md5, db).toBe(hash.md5);
-  }
-}
-
-/** Reads every collection back from the snapshot's store; returns the first order read. */
-async function expectReadBack(fx: ServerFixture, manifest: SnapshotManifest): Promise<Buffer | undefined> {
-  const store = await fx.server.context.snapshots!.stores.byLocation(manifest.store);
-  let firstOrder: Buffer | undefined;
-  for (const collection of manifest.collections) {
-    if (collection.type === "view") continue;
-    const md5 = createHash("md5");
-    let count = 0;
-    for await (const doc of readCollection(manifest, collection, store.source)) {
-      if (collection.namespace === "shop.orders") firstOrder ??= doc;
-      md5.update(doc);
-      count++;
-    }
-    expect({ namespace: collection.namespace, count, md5: md5.digest("hex") }).toEqual({
-      namespace: collection.namespace,
-      count: collection.count,
-      md5: collection.md5,
-    });
-  }
-  return firstOrder;
 }
 
 /** Raw BSON documents laid end to end (a mongodump `.bson` file), split. */
@@ -240,13 +133,13 @@ describe("snapshots in the file system store (fs:/PATH)", () => {
   });
 
   it("writes a mongodump directory whose data files hash to the manifest and the deployment's dbHash", async () => {
-    first = await take(fx, backup);
+    first = await takeCaughtUpSnapshot(fx, backup);
     const manifest = manifestOf(first);
     expect(first.storeKind).toBe("fs");
     expect(manifest.storeKind).toBe("fs");
     expect(first.store).toBe(`fs:${root}`);
     expect(first.storedBytes).toBeGreaterThan(0);
-    await expectEqualToDeployment(source, manifest);
+    await expectManifestEqualsDbHash(source.client, manifest);
 
     const dir = join(root, first.id);
     expect(readdirSync(dir).sort()).toEqual(["cms", "shop", "tidemark-manifest.json"]);
@@ -290,7 +183,7 @@ describe("snapshots in the file system store (fs:/PATH)", () => {
     );
     expect(String(firstDoc.note)).toContain(MARKER);
 
-    const readBack = await expectReadBack(fx, manifest);
+    const readBack = (await expectReadBack(fx, manifest)).get("shop.orders");
     expect(readBack?.toString("latin1")).toContain(MARKER);
   });
 
@@ -299,9 +192,9 @@ describe("snapshots in the file system store (fs:/PATH)", () => {
       .db("shop")
       .collection<AnyDoc>("customers")
       .updateOne({ _id: 7 }, { $set: { name: "changed" } });
-    second = await take(fx, backup);
+    second = await takeCaughtUpSnapshot(fx, backup);
     const manifest = manifestOf(second);
-    await expectEqualToDeployment(source, manifest);
+    await expectManifestEqualsDbHash(source.client, manifest);
     expect(manifest.collections.every((c) => c.runs === undefined)).toBe(true);
     // Nothing is shared with the first: as many bytes stored again.
     expect(second.storedBytes).toBeGreaterThan(0.9 * first.storedBytes);
@@ -316,34 +209,32 @@ describe("snapshots in the file system store (fs:/PATH)", () => {
   });
 
   it("verify passes, then fails naming the data file with one flipped byte", async () => {
-    expect((await verify(fx, first.id)).verification.state).toBe("passed");
+    expect((await verifySnapshotViaApi(fx, first.id)).verification.state).toBe("passed");
     const file = join(root, first.id, "shop", "orders.bson.gz");
     writeFileSync(file, flipByte(readFileSync(file)));
-    const failed = await verify(fx, first.id);
+    const failed = await verifySnapshotViaApi(fx, first.id);
     expect(failed.verification.state).toBe("failed");
     expect(firstProblem(failed)).toContain("shop/orders.bson.gz");
     // The other snapshot's copy is its own.
-    expect((await verify(fx, second.id)).verification.state).toBe("passed");
+    expect((await verifySnapshotViaApi(fx, second.id)).verification.state).toBe("passed");
   });
 
   it("delete removes the snapshot's directory; groom removes an interrupted write's .partial-*", async () => {
     expect((await fx.api("DELETE", `/api/v1/snapshots/${first.id}`)).status).toBe(200);
     expect(existsSync(join(root, first.id))).toBe(false);
     expect(readdirSync(root).filter((name) => name.includes(first.id))).toEqual([]);
-    const listed = (
-      await fx.api<{ snapshots: SnapshotView[] }>("GET", `/api/v1/deployments/${backup.id}/snapshots`)
-    ).body.snapshots;
+    const listed = await listSnapshots(fx, backup.id);
     expect(listed.map((s) => s.id)).toEqual([second.id]);
 
     // What a crash in the middle of a write leaves.
     const partial = join(root, ".partial-00000000-dead-4bad-8bad-000000000000");
     mkdirSync(join(partial, "shop"), { recursive: true });
     writeFileSync(join(partial, "shop", "orders.bson.gz"), randomBytes(1000));
-    const report = await groom(fx);
+    const report = await groomViaApi(fx);
     expect(report.partialsRemoved).toBe(1);
     expect(existsSync(partial)).toBe(false);
     expect(readdirSync(root)).toEqual([second.id]);
-    expect((await verify(fx, second.id)).verification.state).toBe("passed");
+    expect((await verifySnapshotViaApi(fx, second.id)).verification.state).toBe("passed");
   });
 });
 
@@ -395,7 +286,7 @@ async function startProxy(
 
 describe("snapshots in an S3 store (s3rver over HTTP)", () => {
   const BUCKET = "tidemark-snapshots";
-  let s3rver: RunningS3rver;
+  let s3: S3rverBucket;
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   let admin: S3Client;
   let source: EmulatorFixture;
@@ -418,15 +309,9 @@ describe("snapshots in an S3 store (s3rver over HTTP)", () => {
   }
 
   beforeAll(async () => {
-    s3rver = await startS3rver();
-    admin = new S3Client({
-      endpoint: s3rver.endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials: S3RVER_CREDENTIALS,
-    });
-    await admin.send(new CreateBucketCommand({ Bucket: BUCKET }));
-    proxy = await startProxy(s3rver.endpoint);
+    s3 = await startS3rverWithBucket(BUCKET);
+    admin = s3.admin;
+    proxy = await startProxy(s3.s3rver.endpoint);
     source = await withEmulator();
     await seed(source, 4000);
     // A pause after each block stored, so a base snapshot lasts long enough to cut its store off
@@ -450,23 +335,22 @@ describe("snapshots in an S3 store (s3rver over HTTP)", () => {
     await fx?.close();
     await source?.close();
     await proxy?.stop();
-    admin?.destroy();
-    await s3rver?.stop();
+    await s3?.stop();
     if (process.env.TIDEMARK_TEST_LOG) process.stderr.write(`${logLines.join("\n")}\n`);
   });
 
   it("stores blocks as objects; after 1% changes the second snapshot stores at most 5%", async () => {
-    first = await take(fx, backup);
+    first = await takeCaughtUpSnapshot(fx, backup);
     expect(first.storeKind).toBe("s3");
     expect(first.store).toBe(`s3://${BUCKET}/snaps`);
     const firstManifest = manifestOf(first);
-    await expectEqualToDeployment(source, firstManifest);
+    await expectManifestEqualsDbHash(source.client, firstManifest);
     expect(first.storedBytes).toBeGreaterThan(0);
     expect(first.storedBytes).toBeLessThan(first.logicalBytes);
     expect(await storedBlocks("snaps")).toEqual(manifestBlocks(firstManifest));
 
-    await changeOnePercent(source, "edited");
-    second = await take(fx, backup);
+    await changeOnePercentOf(source, "edited");
+    second = await takeCaughtUpSnapshot(fx, backup);
     const manifest = manifestOf(second);
     const fraction = second.storedBytes / second.logicalBytes;
     expect(fraction, `stored ${second.storedBytes} of ${second.logicalBytes}`).toBeLessThanOrEqual(0.05);
@@ -474,7 +358,7 @@ describe("snapshots in an S3 store (s3rver over HTTP)", () => {
     expect(manifest.collections.find((c) => c.namespace === "shop.orders")!.runs!.map((r) => r.kind)).toEqual(
       ["base", "delta"],
     );
-    await expectEqualToDeployment(source, manifest);
+    await expectManifestEqualsDbHash(source.client, manifest);
     await expectReadBack(fx, manifest);
     // Every block either snapshot names is an object under the prefix, and nothing else is.
     expect(await storedBlocks("snaps")).toEqual(
@@ -483,7 +367,7 @@ describe("snapshots in an S3 store (s3rver over HTTP)", () => {
   });
 
   it("verify passes, then fails naming a block whose object has a flipped byte", async () => {
-    expect((await verify(fx, second.id)).verification.state).toBe("passed");
+    expect((await verifySnapshotViaApi(fx, second.id)).verification.state).toBe("passed");
     const manifest = manifestOf(second);
     const hash = manifest.collections.find((c) => c.namespace === "shop.orders")!.runs![0].blocks[3].hash;
     const key = `snaps/${blockKey(hash)}`;
@@ -493,20 +377,20 @@ describe("snapshots in an S3 store (s3rver over HTTP)", () => {
       ).Body!.transformToByteArray(),
     );
     await admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: flipByte(original) }));
-    const failed = await verify(fx, second.id);
+    const failed = await verifySnapshotViaApi(fx, second.id);
     expect(failed.verification.state).toBe("failed");
     expect(firstProblem(failed)).toContain(hash.slice(0, 16));
     expect(firstProblem(failed)).toContain("shop.orders");
     // Put right again: the snapshot is whole.
     await admin.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: original }));
-    expect((await verify(fx, second.id)).verification.state).toBe("passed");
+    expect((await verifySnapshotViaApi(fx, second.id)).verification.state).toBe("passed");
   });
 
   it("groom removes only the blocks no snapshot refers to", async () => {
     const before = await storedBlocks("snaps");
     // The second snapshot's chains start with the first's base: deleting the first frees nothing.
     expect((await fx.api("DELETE", `/api/v1/snapshots/${first.id}`)).status).toBe(200);
-    expect((await groom(fx)).blocksRemoved).toBe(0);
+    expect((await groomViaApi(fx)).blocksRemoved).toBe(0);
     expect(await storedBlocks("snaps")).toEqual(before);
 
     // A fresh snapshot on new bases; once the second is deleted, its blocks are unreferenced.
@@ -514,19 +398,19 @@ describe("snapshots in an S3 store (s3rver over HTTP)", () => {
       schedule: { enabled: false, maxDeltas: 0 },
     });
     expect(patched.status, JSON.stringify(patched.body)).toBe(200);
-    await changeOnePercent(source, "again");
-    const fresh = await take(fx, backup);
+    await changeOnePercentOf(source, "again");
+    const fresh = await takeCaughtUpSnapshot(fx, backup);
     const manifest = manifestOf(fresh);
     expect(manifest.collections.find((c) => c.namespace === "shop.orders")!.runs!.map((r) => r.kind)).toEqual(
       ["base"],
     );
     expect((await fx.api("DELETE", `/api/v1/snapshots/${second.id}`)).status).toBe(200);
-    const report = await groom(fx);
+    const report = await groomViaApi(fx);
     expect(report.blocksRemoved).toBeGreaterThan(0);
     expect(await storedBlocks("snaps")).toEqual(manifestBlocks(manifest));
-    expect((await verify(fx, fresh.id)).verification.state).toBe("passed");
-    await expectEqualToDeployment(source, manifest);
-    expect((await groom(fx)).blocksRemoved).toBe(0);
+    expect((await verifySnapshotViaApi(fx, fresh.id)).verification.state).toBe("passed");
+    await expectManifestEqualsDbHash(source.client, manifest);
+    expect((await groomViaApi(fx)).blocksRemoved).toBe(0);
   });
 
   it("an S3 endpoint failing mid-snapshot fails the snapshot; once it is back, a new one completes", async () => {
@@ -534,7 +418,8 @@ describe("snapshots in an S3 store (s3rver over HTTP)", () => {
       store: `s3://${BUCKET}/faults`,
     });
     expect(patched.status, JSON.stringify(patched.body)).toBe(200);
-    const started = await startSnapshot(fx, backup);
+    await backup.caughtUp();
+    const started = await startSnapshot(fx, backup.id);
     await waitFor(
       "the first blocks in the new store",
       async () => (await storedBlocks("faults")).size >= 2,
@@ -553,19 +438,17 @@ describe("snapshots in an S3 store (s3rver over HTTP)", () => {
     expect(ended.error).toMatch(/cannot reach|S3 service/);
     expect(ended.manifest).toBeNull();
     expect(ended.ts).toBeNull();
-    const listed = (
-      await fx.api<{ snapshots: SnapshotView[] }>("GET", `/api/v1/deployments/${backup.id}/snapshots`)
-    ).body.snapshots;
+    const listed = await listSnapshots(fx, backup.id);
     expect(listed.find((s) => s.id === started.id)?.status).toBe("failed");
     expect((await fx.api(`POST`, `/api/v1/snapshots/${started.id}/verify`)).status).toBe(409);
 
-    const after = await take(fx, backup);
+    const after = await takeCaughtUpSnapshot(fx, backup);
     expect(after.store).toBe(`s3://${BUCKET}/faults`);
     const manifest = manifestOf(after);
-    await expectEqualToDeployment(source, manifest);
-    expect((await verify(fx, after.id)).verification.state).toBe("passed");
+    await expectManifestEqualsDbHash(source.client, manifest);
+    expect((await verifySnapshotViaApi(fx, after.id)).verification.state).toBe("passed");
     // What the failed snapshot stored is reused or, if nothing refers to it, groomed.
-    await groom(fx);
+    await groomViaApi(fx);
     expect(await storedBlocks("faults")).toEqual(manifestBlocks(manifest));
   });
 });
@@ -624,12 +507,12 @@ describe("encrypted snapshots (master key file)", () => {
   });
 
   it("seals every block: no plaintext at rest, reads back, verifies, still deduplicates", async () => {
-    first = await take(fx, backup);
+    first = await takeCaughtUpSnapshot(fx, backup);
     const manifest = manifestOf(first);
     expect(manifest.encrypted).toBe(true);
     expect(first.storeKind).toBe("blockstore");
-    await expectEqualToDeployment(source, manifest);
-    const firstOrder = await expectReadBack(fx, manifest);
+    await expectManifestEqualsDbHash(source.client, manifest);
+    const firstOrder = (await expectReadBack(fx, manifest)).get("shop.orders");
     expect(firstOrder?.toString("latin1")).toContain(MARKER);
 
     const db = new Database(join(dataDir, "blockstore.sqlite"), { readonly: true, fileMustExist: true });
@@ -644,14 +527,14 @@ describe("encrypted snapshots (master key file)", () => {
     } finally {
       db.close();
     }
-    expect((await verify(fx, first.id)).verification.state).toBe("passed");
+    expect((await verifySnapshotViaApi(fx, first.id)).verification.state).toBe("passed");
 
-    await changeOnePercent(source, "edited");
-    second = await take(fx, backup);
+    await changeOnePercentOf(source, "edited");
+    second = await takeCaughtUpSnapshot(fx, backup);
     const fraction = second.storedBytes / second.logicalBytes;
     expect(fraction, `stored ${second.storedBytes} of ${second.logicalBytes}`).toBeLessThanOrEqual(0.05);
     expect(manifestOf(second).encrypted).toBe(true);
-    await expectEqualToDeployment(source, manifestOf(second));
+    await expectManifestEqualsDbHash(source.client, manifestOf(second));
     await expectReadBack(fx, manifestOf(second));
   });
 
@@ -679,21 +562,21 @@ describe("encrypted snapshots (master key file)", () => {
     expect(view.generation).toBe(before.generation);
     expect(view.initialSync.t0).toEqual(before.initialSync.t0);
     for (const snapshot of [first, second])
-      expect((await verify(fx, snapshot.id)).verification.state).toBe("passed");
+      expect((await verifySnapshotViaApi(fx, snapshot.id)).verification.state).toBe("passed");
     await expectReadBack(fx, manifestOf(first));
   });
 
   it("master key rotation: the old key as previous, then the new key alone", async () => {
     await restart({ encryptionKeyFile: newKey, previousEncryptionKeyFiles: [oldKey] });
     expect(logLines.some((line) => /data keys re-wrapped under master key/.test(line))).toBe(true);
-    expect((await verify(fx, first.id)).verification.state).toBe("passed");
+    expect((await verifySnapshotViaApi(fx, first.id)).verification.state).toBe("passed");
 
     await restart({ encryptionKeyFile: newKey });
     for (const snapshot of [first, second])
-      expect((await verify(fx, snapshot.id)).verification.state).toBe("passed");
+      expect((await verifySnapshotViaApi(fx, snapshot.id)).verification.state).toBe("passed");
     // Same data key, re-wrapped: a snapshot after rotation still deduplicates against the older ones.
-    await changeOnePercent(source, "rotated");
-    const third = await take(fx, backup);
+    await changeOnePercentOf(source, "rotated");
+    const third = await takeCaughtUpSnapshot(fx, backup);
     expect(third.storedBytes / third.logicalBytes).toBeLessThanOrEqual(0.05);
     await expectReadBack(fx, manifestOf(third));
   });
@@ -703,7 +586,7 @@ describe("encrypted snapshots (master key file)", () => {
     expect(logLines.some((line) => /encrypted snapshots exist but no master key is given/.test(line))).toBe(
       true,
     );
-    const failed = await verify(fx, first.id);
+    const failed = await verifySnapshotViaApi(fx, first.id);
     expect(failed.verification.state).toBe("failed");
     expect(firstProblem(failed)).toMatch(/encrypted: start the server with its master key/);
   });

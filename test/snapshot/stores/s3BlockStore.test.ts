@@ -1,13 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import { inspect } from "node:util";
-import {
-  CreateBucketCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-} from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { blockHash } from "../../../src/snapshot/stores/blockStore.js";
 import {
@@ -15,29 +9,29 @@ import {
   S3BlockStore,
   type S3BlockStoreOptions,
 } from "../../../src/snapshot/stores/s3BlockStore.js";
-import { S3RVER_CREDENTIALS, startS3rver, type RunningS3rver } from "../../oplogstore/s3rverFixture.js";
+import {
+  S3RVER_CREDENTIALS,
+  startS3rver,
+  startS3rverWithBucket,
+  type RunningS3rver,
+  type S3rverBucket,
+} from "../../oplogstore/s3rverFixture.js";
 import { block, blocks, collect, describeBlockStoreContract, expectBlockError } from "./contract.js";
 
 const BUCKET = "tidemark-blocks";
 const PAGE_SIZE = 7;
 
+let s3: S3rverBucket;
 let s3rver: RunningS3rver;
 let admin: S3Client;
 
 beforeAll(async () => {
-  s3rver = await startS3rver();
-  admin = new S3Client({
-    endpoint: s3rver.endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    credentials: S3RVER_CREDENTIALS,
-  });
-  await admin.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  s3 = await startS3rverWithBucket(BUCKET);
+  ({ s3rver, admin } = s3);
 });
 
 afterAll(async () => {
-  admin?.destroy();
-  await s3rver?.stop();
+  await s3?.stop();
 });
 
 let prefixCounter = 0;
