@@ -122,4 +122,7 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE deployments ADD COLUMN snapshot_store TEXT;
   ALTER TABLE deployments ADD COLUMN snapshot_schedule TEXT;
   `,
+  `
+  ALTER TABLE snapshots ADD COLUMN classes TEXT;
+  `,
 ];

@@ -37,6 +37,8 @@ export interface SnapshotRecord {
   verifyState: SnapshotVerifyState | null;
   verifiedAt: number | null;
   verifyResult: unknown;
+  /** Retention classes given at completion (src/snapshot/policy.ts), for scheduled snapshots. */
+  classes: Array<"regular" | "daily" | "weekly" | "monthly" | "on_demand"> | null;
 }
 
 interface Row {
@@ -60,6 +62,7 @@ interface Row {
   verify_state: SnapshotVerifyState | null;
   verified_at: number | null;
   verify_result: string | null;
+  classes: string | null;
 }
 
 function fromRow(row: Row): SnapshotRecord {
@@ -84,6 +87,7 @@ function fromRow(row: Row): SnapshotRecord {
     verifyState: row.verify_state,
     verifiedAt: row.verified_at,
     verifyResult: row.verify_result ? (JSON.parse(row.verify_result) as unknown) : null,
+    classes: row.classes ? (JSON.parse(row.classes) as SnapshotRecord["classes"]) : null,
   };
 }
 
@@ -103,6 +107,7 @@ export interface CompletedSnapshot {
   logicalBytes: number;
   storedBytes: number;
   manifest: unknown;
+  classes?: SnapshotRecord["classes"];
 }
 
 /** Said of a snapshot the server stopped writing (a crash or a stop). */
@@ -191,7 +196,7 @@ export class SnapshotRepository {
     this.db
       .prepare(
         `UPDATE snapshots SET status = 'complete', completed_at = ?, ts = ?, wall_time = ?, change_number = ?,
-         logical_bytes = ?, stored_bytes = ?, manifest = ? WHERE id = ? AND status = 'writing'`,
+         logical_bytes = ?, stored_bytes = ?, manifest = ?, classes = ? WHERE id = ? AND status = 'writing'`,
       )
       .run(
         Date.now(),
@@ -201,6 +206,7 @@ export class SnapshotRepository {
         done.logicalBytes,
         done.storedBytes,
         JSON.stringify(done.manifest),
+        done.classes ? JSON.stringify(done.classes) : null,
         id,
       );
   }

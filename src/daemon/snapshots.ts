@@ -8,7 +8,7 @@ import type { Catalog } from "../catalog/index.js";
 import type { DeploymentRecord } from "../catalog/deployments.js";
 import { INTERRUPTED, type SnapshotRecord, type SnapshotTrigger } from "../catalog/snapshots.js";
 import { manifestBlocks, parseManifest } from "../snapshot/manifest.js";
-import { resolveSchedule, type SnapshotScheduleInput } from "../snapshot/policy.js";
+import { resolveSchedule, snapshotClasses, type SnapshotScheduleInput } from "../snapshot/policy.js";
 import { verifySnapshot, type SnapshotVerification } from "../snapshot/verify.js";
 import { writeSnapshot, type SnapshotProgress } from "../snapshot/writer.js";
 import type { Daemon } from "./daemon.js";
@@ -175,6 +175,7 @@ export class SnapshotService {
         });
         storedBytes = written.storedBytes;
         catalog.snapshots.complete(record.id, {
+          classes: classesAtCompletion(catalog.snapshots.forDeployment(deployment.id), record.id),
           ts: written.manifest.ts,
           wallTime: Date.parse(written.manifest.wallTime),
           changeNumber: written.manifest.changeNumber,
@@ -297,4 +298,10 @@ export class SnapshotService {
     await Promise.all([...this.running.values()].map((r) => r.promise));
     await Promise.all(this.verifying.values());
   }
+}
+
+/** The retention classes snapshot `id` gets as it completes, among the deployment's snapshots now. */
+function classesAtCompletion(snapshots: SnapshotRecord[], id: string): SnapshotRecord["classes"] {
+  const completing = snapshots.map((s) => (s.id === id ? { ...s, status: "complete" as const } : s));
+  return snapshotClasses(completing).get(id) ?? null;
 }

@@ -44,6 +44,11 @@ export interface RetainedSnapshot {
   createdAt: number;
   /** When it expires regardless of its classes (on-demand), or null. */
   expiresAt: number | null;
+  /**
+   * Its classes as given when it completed (`snapshotClasses` then), so that deleting the first
+   * snapshot of a day does not make a later one the daily one and keep it longer than asked.
+   */
+  classes?: readonly SnapshotClass[] | null;
 }
 
 export type SnapshotClass = "regular" | "daily" | "weekly" | "monthly" | "on_demand";
@@ -74,14 +79,27 @@ function addMonths(ms: number, months: number): number {
   return date.getTime();
 }
 
-/** The classes of each complete scheduled snapshot (by creation time), and on-demand ones. */
+/**
+ * The classes of each complete scheduled snapshot, and on-demand ones. A snapshot keeps the
+ * classes it was given when it completed; one without (not yet recorded) is the daily, weekly or
+ * monthly one if it is the first of its period, in creation order.
+ */
 export function snapshotClasses(snapshots: readonly RetainedSnapshot[]): Map<string, SnapshotClass[]> {
   const classes = new Map<string, SnapshotClass[]>();
   const seen = { day: new Set<number>(), week: new Set<number>(), month: new Set<string>() };
   const scheduled = snapshots
     .filter((s) => s.trigger === "scheduled" && s.status === "complete")
     .sort((a, b) => a.createdAt - b.createdAt);
+  // Recorded classes first: their periods are taken whatever order the others come in.
   for (const snapshot of scheduled) {
+    if (!snapshot.classes) continue;
+    classes.set(snapshot.id, [...snapshot.classes]);
+    if (snapshot.classes.includes("daily")) seen.day.add(snapshot.createdAt - (snapshot.createdAt % DAY));
+    if (snapshot.classes.includes("weekly")) seen.week.add(weekStart(snapshot.createdAt));
+    if (snapshot.classes.includes("monthly")) seen.month.add(monthKey(snapshot.createdAt));
+  }
+  for (const snapshot of scheduled) {
+    if (snapshot.classes) continue;
     const own: SnapshotClass[] = ["regular"];
     const day = snapshot.createdAt - (snapshot.createdAt % DAY);
     if (!seen.day.has(day)) own.push("daily");

@@ -98,6 +98,13 @@ describe("snapshot lifecycle: schedule, groom and the integrity job on their own
       logLines.join("\n"),
     ).toEqual(done.map(() => "complete "));
     expect(snapshots.slice(0, -1).every((s) => s.status === "complete")).toBe(true);
+    // Classes are given as each completes: the first of the day is also the daily (and, being
+    // the first ever, weekly and monthly) one; the next ones of the same day are regular.
+    const complete = snapshots.filter((s) => s.status === "complete");
+    expect(complete[0].classes).toEqual(["regular", "daily", "weekly", "monthly"]);
+    const sameDay = (a: string, b: string) => a.slice(0, 10) === b.slice(0, 10);
+    if (sameDay(complete[0].createdAt, complete[1].createdAt))
+      expect(complete[1].classes).toEqual(["regular"]);
     for (const s of done) {
       expect(s).toMatchObject({ deploymentName: "rs", storeKind: "blockstore", expiresAt: null });
       expect(s.ts).not.toBeNull();

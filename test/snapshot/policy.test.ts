@@ -499,3 +499,32 @@ describe("resolveSchedule", () => {
     expect(() => resolveSchedule(server, null)).toThrow("keepdays");
   });
 });
+
+describe("classes recorded at completion", () => {
+  it("a later snapshot does not take over the class of a deleted one", () => {
+    const schedule = SnapshotSchedule.parse({ keepDays: 2, dailyKeepDays: 7 });
+    const base = Date.parse("2025-06-02T00:00:00Z");
+    const later = {
+      id: "later",
+      trigger: "scheduled" as const,
+      status: "complete" as const,
+      createdAt: base + 6 * 3_600_000,
+      expiresAt: null,
+      classes: ["regular" as const],
+    };
+    // The day's first (daily) snapshot was deleted: derived, "later" would now be the daily one.
+    expect(snapshotClasses([{ ...later, classes: null }]).get("later")).toContain("daily");
+    expect(snapshotClasses([later]).get("later")).toEqual(["regular"]);
+    const threeDays = base + 3 * 86_400_000;
+    expect(expiredSnapshots([later], schedule, threeDays).map((s) => s.id)).toEqual(["later"]);
+    // A recorded daily keeps its period: an unrecorded one the same day is not daily.
+    const recorded = {
+      ...later,
+      id: "first",
+      createdAt: base,
+      classes: ["regular" as const, "daily" as const],
+    };
+    const unrecorded = { ...later, id: "second", classes: null };
+    expect(snapshotClasses([unrecorded, recorded]).get("second")).not.toContain("daily");
+  });
+});

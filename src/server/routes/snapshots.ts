@@ -35,6 +35,8 @@ export function snapshotView(record: SnapshotRecord, service?: SnapshotService, 
     deploymentName: record.deploymentName,
     trigger: record.trigger,
     status: record.status,
+    /** Retention classes (regular, daily, weekly, monthly, on_demand) given at completion. */
+    classes: record.classes,
     ts: record.ts,
     wallTime: record.wallTime === null ? null : new Date(record.wallTime).toISOString(),
     store: record.store,
