@@ -11,6 +11,18 @@ export class ApiClient {
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await this.send(method, path, body);
+    const text = await response.text();
+    return (text ? (JSON.parse(text) as unknown) : undefined) as T;
+  }
+
+  /** A GET whose body is streamed (raw BSON, archives): the caller reads `response.body`. */
+  async stream(path: string): Promise<Response> {
+    return this.send("GET", path);
+  }
+
+  /** Sends the request; an error status becomes ApiResponseError with the server's message and hint. */
+  private async send(method: string, path: string, body?: unknown): Promise<Response> {
     if (!this.apiKey) {
       throw new CliError(
         "no API key",
@@ -33,18 +45,20 @@ export class ApiClient {
         "start it with 'tidemark server' or set TIDEMARK_URL",
       );
     }
+    if (response.ok) return response;
     const text = await response.text();
-    const parsed = text ? (JSON.parse(text) as unknown) : undefined;
-    if (!response.ok) {
-      const error = parsed as { error?: string; hint?: string; code?: string } | undefined;
-      throw new ApiResponseError(
-        `${error?.error ?? `HTTP ${response.status}`}${error?.code ? ` (${error.code})` : ""}`,
-        error?.hint,
-        response.status,
-        error?.code,
-      );
+    let error: { error?: string; hint?: string; code?: string } | undefined;
+    try {
+      error = text ? (JSON.parse(text) as typeof error) : undefined;
+    } catch {
+      error = { error: text };
     }
-    return parsed as T;
+    throw new ApiResponseError(
+      `${error?.error ?? `HTTP ${response.status}`}${error?.code ? ` (${error.code})` : ""}`,
+      error?.hint,
+      response.status,
+      error?.code,
+    );
   }
 }
 

@@ -8,6 +8,7 @@ import { emulatorCommand } from "./emulator.js";
 import { headdbCommand } from "./headdb.js";
 import { serverCommand } from "./server.js";
 import { slicesCommand } from "./slices.js";
+import { restoreCommand } from "./restore.js";
 import { snapshotsCommand } from "./snapshots.js";
 
 const program = new Command()
@@ -24,6 +25,7 @@ program.addCommand(backupCommand());
 program.addCommand(slicesCommand());
 program.addCommand(headdbCommand());
 program.addCommand(snapshotsCommand());
+program.addCommand(restoreCommand());
 program.addCommand(emulatorCommand());
 
 program.parseAsync(process.argv).catch((error: unknown) => {

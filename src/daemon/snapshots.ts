@@ -220,6 +220,11 @@ export class SnapshotService {
     }
   }
 
+  /** The store a snapshot was written to (opened if need be). */
+  storeOf(snapshot: SnapshotRecord) {
+    return this.options.stores.byLocation(snapshot.store);
+  }
+
   /** Resolves once snapshot `id` (if being written here) has ended. */
   async wait(id: string): Promise<void> {
     await this.running.get(id)?.promise;

@@ -1,0 +1,236 @@
+import { MultiBar, Presets } from "cli-progress";
+import { Command, Option } from "commander";
+import type { snapshotView } from "../server/routes/snapshots.js";
+import type { LoaderCollection, LoadProgress, LoadResult } from "../restore/loader/index.js";
+import { parseManifest, type SnapshotManifest } from "../snapshot/manifest.js";
+import { splitDocuments } from "../snapshot/fsStore/streams.js";
+import { ApiClient, CliError } from "./apiClient.js";
+import { formatBytes, printJson, table } from "./output.js";
+import { positiveInteger } from "./parsers.js";
+
+type SnapshotView = ReturnType<typeof snapshotView> & { manifest?: unknown };
+
+/** Exit codes: 1 the restore ran but a collection does not match the snapshot; 2 no restore. */
+const EXIT_MISMATCH = 1;
+const EXIT_FAILED = 2;
+
+interface RestoreOptions {
+  snapshot: string;
+  to: string;
+  drop: boolean;
+  nsInclude: string[];
+  nsExclude: string[];
+  nsFrom: string[];
+  nsTo: string[];
+  parallel: number;
+  verify: boolean;
+  json: boolean;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** One collection's documents, streamed from the server as raw BSON (the CLI holds the target's credentials, the server never does). */
+function documentsFrom(
+  api: ApiClient,
+  snapshotId: string,
+  namespace: string,
+): () => AsyncIterable<Uint8Array> {
+  return async function* () {
+    const response = await api.stream(
+      `/api/v1/snapshots/${encodeURIComponent(snapshotId)}/collections/${encodeURIComponent(namespace)}`,
+    );
+    if (!response.body) return;
+    async function* chunks(): AsyncGenerator<Buffer> {
+      try {
+        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>)
+          yield Buffer.from(chunk);
+      } catch (error) {
+        throw new CliError(
+          `the server stopped sending ${namespace} of snapshot ${snapshotId}: ${(error as Error).message}`,
+          `the snapshot may be damaged: run tidemark snapshots verify ${snapshotId} (the server's log names the block)`,
+          EXIT_FAILED,
+        );
+      }
+    }
+    yield* splitDocuments(chunks());
+  };
+}
+
+function collectionsOf(api: ApiClient, manifest: SnapshotManifest): LoaderCollection[] {
+  return manifest.collections.map((c) => ({
+    namespace: c.namespace,
+    type: c.type,
+    options: c.options,
+    indexes: c.indexes,
+    md5: c.md5,
+    count: c.count,
+    bytes: c.bytes,
+    documents: c.type === "view" ? undefined : documentsFrom(api, manifest.snapshotId, c.namespace),
+  }));
+}
+
+/** A bar per collection on a terminal; nothing otherwise. */
+function progressBars(): { onProgress?: (p: LoadProgress) => void; stop(): void } {
+  if (!process.stderr.isTTY) return { stop() {} };
+  const bars = new MultiBar(
+    { format: "{namespace} {bar} {value}/{total} documents", stream: process.stderr, clearOnComplete: false },
+    Presets.shades_classic,
+  );
+  const byNamespace = new Map<string, ReturnType<MultiBar["create"]>>();
+  return {
+    onProgress(p) {
+      let bar = byNamespace.get(p.namespace);
+      if (!bar) {
+        bar = bars.create(p.totalDocuments ?? 0, 0, { namespace: p.namespace });
+        byNamespace.set(p.namespace, bar);
+      }
+      bar.update(p.documents, { namespace: p.namespace });
+    },
+    stop: () => bars.stop(),
+  };
+}
+
+function describe(result: LoadResult, manifest: SnapshotManifest, target: string): string {
+  const rows = [["COLLECTION", "RESULT", "DOCUMENTS", "BYTES", "INDEXES"]];
+  const verified = new Map(result.verification.map((v) => [v.namespace, v.match]));
+  for (const c of result.collections) {
+    const check = verified.get(c.namespace);
+    const status =
+      c.status === "skipped"
+        ? `skipped: ${c.message ?? ""}`
+        : check === undefined
+          ? c.type
+          : check
+            ? "match"
+            : "MISMATCH";
+    rows.push([c.namespace, status, String(c.documents), formatBytes(c.bytes), String(c.indexes.length)]);
+  }
+  const summary = result.verified
+    ? `every collection restored ${result.verification.length > 0 ? "and matching the snapshot's dbHash" : "(not verified)"}`
+    : "some collections do NOT match the snapshot";
+  return `${table(rows)}\nsnapshot ${manifest.snapshotId} (${manifest.deploymentName} at ${manifest.ts.t}:${manifest.ts.i}) → ${target}: ${summary}\n`;
+}
+
+async function restore(opts: RestoreOptions): Promise<void> {
+  // Loaded when run: the driver is not needed by the other commands.
+  const {
+    createNamespaceRenamer,
+    loadCollections,
+    redactUri,
+    TargetConnectionError,
+    TargetNamespacesExistError,
+  } = await import("../restore/loader/index.js");
+  if (opts.nsFrom.length !== opts.nsTo.length)
+    throw new CliError(
+      "--ns-from and --ns-to go in pairs",
+      "for example --ns-from 'shop.*' --ns-to 'shop_copy.*'",
+      EXIT_FAILED,
+    );
+  const api = ApiClient.fromEnvironment();
+  const view = await api.request<SnapshotView>(
+    "GET",
+    `/api/v1/snapshots/${encodeURIComponent(opts.snapshot)}?manifest=true`,
+  );
+  if (view.status !== "complete")
+    throw new CliError(
+      `snapshot ${view.id} is ${view.status}; only a complete snapshot can be restored`,
+      undefined,
+      EXIT_FAILED,
+    );
+  const manifest = parseManifest(view.manifest, view.id);
+  const bars = progressBars();
+  let result: LoadResult;
+  try {
+    result = await loadCollections({
+      uri: opts.to,
+      collections: collectionsOf(api, manifest),
+      drop: opts.drop,
+      include: opts.nsInclude,
+      exclude: opts.nsExclude,
+      rename: opts.nsFrom.length
+        ? createNamespaceRenamer(opts.nsFrom.map((from, k) => ({ from, to: opts.nsTo[k] })))
+        : undefined,
+      parallel: opts.parallel,
+      verify: opts.verify,
+      onProgress: bars.onProgress,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+  } catch (error) {
+    if (error instanceof TargetNamespacesExistError)
+      throw new CliError(
+        error.message,
+        "add --drop to replace them, or --ns-from/--ns-to to restore under other names",
+        EXIT_FAILED,
+      );
+    if (error instanceof TargetConnectionError)
+      throw new CliError(error.message, "check the --to URI, the network and the credentials", EXIT_FAILED);
+    if (error instanceof CliError) throw error;
+    throw new CliError(
+      `restore of snapshot ${manifest.snapshotId} failed: ${(error as Error).message}`,
+      "rerun with --drop once the cause is fixed",
+      EXIT_FAILED,
+    );
+  } finally {
+    bars.stop();
+  }
+  // A stream cut at a document boundary would go unnoticed by the framing: counts say so.
+  const short = result.collections.filter((c) => {
+    const expected = manifest.collections.find((m) => m.namespace === c.source);
+    return c.status === "restored" && c.type === "collection" && expected && expected.count !== c.documents;
+  });
+  if (opts.json) printJson({ snapshotId: manifest.snapshotId, to: redactUri(opts.to), ...result });
+  else process.stdout.write(describe(result, manifest, redactUri(opts.to)));
+  if (short.length > 0)
+    throw new CliError(
+      `incomplete: ${short.map((c) => c.namespace).join(", ")} got fewer documents than the snapshot holds`,
+      `run tidemark snapshots verify ${manifest.snapshotId}, then restore again with --drop`,
+      EXIT_FAILED,
+    );
+  if (!result.verified) process.exitCode = EXIT_MISMATCH;
+}
+
+export function restoreCommand(): Command {
+  return new Command("restore")
+    .description("Restore a snapshot into a MongoDB deployment (uses TIDEMARK_URL, TIDEMARK_API_KEY)")
+    .requiredOption("--snapshot <id>", "the snapshot to restore (tidemark snapshots list NAME)")
+    .requiredOption(
+      "--to <uri>",
+      "the target deployment's MongoDB URI (its credentials stay on this machine)",
+    )
+    .option(
+      "--drop",
+      "drop target collections that exist (otherwise the restore refuses before writing)",
+      false,
+    )
+    .option(
+      "--ns-include <pattern>",
+      "restore only matching namespaces, e.g. 'shop.*' (repeatable)",
+      collect,
+      [],
+    )
+    .option("--ns-exclude <pattern>", "skip matching namespaces (repeatable)", collect, [])
+    .option(
+      "--ns-from <pattern>",
+      "rename: source namespace pattern, e.g. 'shop.$coll$' (with --ns-to)",
+      collect,
+      [],
+    )
+    .option("--ns-to <pattern>", "rename: target namespace pattern, e.g. 'shop_copy.$coll$'", collect, [])
+    .option("--parallel <n>", "collections loaded at once", positiveInteger, 4)
+    .addOption(new Option("--no-verify", "skip the dbHash comparison with the snapshot at the end"))
+    .option("--json", "print the result as JSON", false)
+    .addHelpText(
+      "after",
+      `
+Creates the collections with their options and the views, loads the documents in parallel raw
+batches, builds the indexes after the data, then compares each collection's dbHash on the target
+with the snapshot's. Exit codes: 0 restored and matching; 1 restored but a collection does not
+match; 2 no restore (bad input, target unreachable, namespaces exist without --drop, a damaged
+snapshot).
+
+Examples:
+  $ tidemark restore --snapshot 3f2a... --to mongodb://127.0.0.1:27018/?directConnection=true
+  $ tidemark restore --snapshot 3f2a... --to "$TARGET" --drop --ns-include 'shop.*' --json`,
+    )
+    .action(restore);
+}
