@@ -9,6 +9,8 @@ import { headdbCommand } from "./headdb.js";
 import { serverCommand } from "./server.js";
 import { slicesCommand } from "./slices.js";
 import { restoreCommand } from "./restore.js";
+import { exportCommand } from "./export.js";
+import { importCommand } from "./import.js";
 import { snapshotsCommand } from "./snapshots.js";
 
 const program = new Command()
@@ -26,6 +28,8 @@ program.addCommand(slicesCommand());
 program.addCommand(headdbCommand());
 program.addCommand(snapshotsCommand());
 program.addCommand(restoreCommand());
+program.addCommand(exportCommand());
+program.addCommand(importCommand());
 program.addCommand(emulatorCommand());
 
 program.parseAsync(process.argv).catch((error: unknown) => {

@@ -1,14 +1,11 @@
 import { MultiBar, Presets } from "cli-progress";
 import { Command, Option } from "commander";
-import type { snapshotView } from "../server/routes/snapshots.js";
 import type { LoaderCollection, LoadProgress, LoadResult } from "../restore/loader/index.js";
-import { parseManifest, type SnapshotManifest } from "../snapshot/manifest.js";
-import { splitDocuments } from "../snapshot/fsStore/streams.js";
+import type { SnapshotManifest } from "../snapshot/manifest.js";
 import { ApiClient, CliError } from "./apiClient.js";
 import { formatBytes, printJson, table } from "./output.js";
 import { positiveInteger } from "./parsers.js";
-
-type SnapshotView = ReturnType<typeof snapshotView> & { manifest?: unknown };
+import { completeSnapshotManifest, documentsFrom } from "./snapshotSource.js";
 
 /** Exit codes: 1 the restore ran but a collection does not match the snapshot; 2 no restore. */
 const EXIT_MISMATCH = 1;
@@ -28,33 +25,6 @@ interface RestoreOptions {
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
-
-/** One collection's documents, streamed from the server as raw BSON (the CLI holds the target's credentials, the server never does). */
-function documentsFrom(
-  api: ApiClient,
-  snapshotId: string,
-  namespace: string,
-): () => AsyncIterable<Uint8Array> {
-  return async function* () {
-    const response = await api.stream(
-      `/api/v1/snapshots/${encodeURIComponent(snapshotId)}/collections/${encodeURIComponent(namespace)}`,
-    );
-    if (!response.body) return;
-    async function* chunks(): AsyncGenerator<Buffer> {
-      try {
-        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>)
-          yield Buffer.from(chunk);
-      } catch (error) {
-        throw new CliError(
-          `the server stopped sending ${namespace} of snapshot ${snapshotId}: ${(error as Error).message}`,
-          `the snapshot may be damaged: run tidemark snapshots verify ${snapshotId} (the server's log names the block)`,
-          EXIT_FAILED,
-        );
-      }
-    }
-    yield* splitDocuments(chunks());
-  };
-}
 
 function collectionsOf(api: ApiClient, manifest: SnapshotManifest): LoaderCollection[] {
   return manifest.collections.map((c) => ({
@@ -127,17 +97,7 @@ async function restore(opts: RestoreOptions): Promise<void> {
       EXIT_FAILED,
     );
   const api = ApiClient.fromEnvironment();
-  const view = await api.request<SnapshotView>(
-    "GET",
-    `/api/v1/snapshots/${encodeURIComponent(opts.snapshot)}?manifest=true`,
-  );
-  if (view.status !== "complete")
-    throw new CliError(
-      `snapshot ${view.id} is ${view.status}; only a complete snapshot can be restored`,
-      undefined,
-      EXIT_FAILED,
-    );
-  const manifest = parseManifest(view.manifest, view.id);
+  const manifest = await completeSnapshotManifest(api, opts.snapshot, "restored");
   const bars = progressBars();
   let result: LoadResult;
   try {

@@ -1,0 +1,155 @@
+import { MultiBar, Presets } from "cli-progress";
+import { Command, Option } from "commander";
+import type { ImportResult } from "../restore/import.js";
+import type { LoadProgress } from "../restore/loader/index.js";
+import { CliError } from "./apiClient.js";
+import { formatBytes, printJson, table } from "./output.js";
+import { positiveInteger } from "./parsers.js";
+
+/** Exit codes: 1 imported but a collection does not match its documents; 2 no import. */
+const EXIT_MISMATCH = 1;
+const EXIT_FAILED = 2;
+
+interface ImportOptions {
+  to: string;
+  drop: boolean;
+  nsInclude: string[];
+  nsExclude: string[];
+  parallel: number;
+  verify: boolean;
+  json: boolean;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function progressBars(): { onProgress?: (p: LoadProgress) => void; stop(): void } {
+  if (!process.stderr.isTTY) return { stop() {} };
+  const bars = new MultiBar(
+    { format: "{namespace} {bar} {value} documents", stream: process.stderr, clearOnComplete: false },
+    Presets.shades_classic,
+  );
+  const byNamespace = new Map<string, ReturnType<MultiBar["create"]>>();
+  return {
+    onProgress(p) {
+      let bar = byNamespace.get(p.namespace);
+      if (!bar) {
+        bar = bars.create(p.totalDocuments ?? 0, 0, { namespace: p.namespace });
+        byNamespace.set(p.namespace, bar);
+      }
+      if (p.documents > bar.getTotal()) bar.setTotal(p.documents);
+      bar.update(p.documents, { namespace: p.namespace });
+    },
+    stop: () => bars.stop(),
+  };
+}
+
+function describe(result: ImportResult, target: string): string {
+  const rows = [["COLLECTION", "RESULT", "DOCUMENTS", "BYTES", "INDEXES"]];
+  const verified = new Map(result.verification.map((v) => [v.namespace, v.match]));
+  for (const c of result.collections) {
+    const check = verified.get(c.namespace);
+    const status =
+      c.status === "skipped"
+        ? `skipped: ${c.message ?? ""}`
+        : check === undefined
+          ? result.unverified.some((u) => u.namespace === c.namespace)
+            ? "loaded (not in _id order, not verified)"
+            : c.type
+          : check
+            ? "match"
+            : "MISMATCH";
+    rows.push([c.namespace, status, String(c.documents), formatBytes(c.bytes), String(c.indexes.length)]);
+  }
+  for (const s of result.skipped) rows.push([s.namespace, `not imported: ${s.reason}`, "", "", ""]);
+  const summary = result.verified
+    ? `every collection imported ${result.verification.length > 0 ? "and matching its documents' dbHash" : "(not verified)"}`
+    : "some collections do NOT match the dump's documents";
+  return `${table(rows)}\n${result.format} ${result.path} → ${target}: ${summary}\n`;
+}
+
+async function importAction(location: string, opts: ImportOptions): Promise<void> {
+  const { importDump, ImportSourceError } = await import("../restore/import.js");
+  const { redactUri, TargetConnectionError, TargetNamespacesExistError } =
+    await import("../restore/loader/index.js");
+  const bars = progressBars();
+  let result: ImportResult;
+  try {
+    result = await importDump({
+      path: location,
+      uri: opts.to,
+      drop: opts.drop,
+      include: opts.nsInclude,
+      exclude: opts.nsExclude,
+      parallel: opts.parallel,
+      verify: opts.verify,
+      onProgress: bars.onProgress,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+  } catch (error) {
+    if (error instanceof ImportSourceError)
+      throw new CliError(
+        error.message,
+        "give a mongodump directory (dump/<db>/<coll>.bson) or a mongodump --archive file",
+        EXIT_FAILED,
+      );
+    if (error instanceof TargetNamespacesExistError)
+      throw new CliError(
+        error.message,
+        "add --drop to replace them, or --ns-exclude to leave them out",
+        EXIT_FAILED,
+      );
+    if (error instanceof TargetConnectionError)
+      throw new CliError(error.message, "check the --to URI, the network and the credentials", EXIT_FAILED);
+    throw new CliError(
+      `import of ${location} failed: ${(error as Error).message}`,
+      "rerun with --drop once the cause is fixed",
+      EXIT_FAILED,
+    );
+  } finally {
+    bars.stop();
+  }
+  if (opts.json) printJson({ to: redactUri(opts.to), ...result });
+  else process.stdout.write(describe(result, redactUri(opts.to)));
+  if (!result.verified) process.exitCode = EXIT_MISMATCH;
+}
+
+export function importCommand(): Command {
+  return new Command("import")
+    .description("Load mongodump output (a directory or an archive) into a MongoDB deployment")
+    .argument(
+      "<path>",
+      "a mongodump directory (plain or --gzip) or a mongodump --archive file (plain or gzipped)",
+    )
+    .requiredOption("--to <uri>", "the target deployment's MongoDB URI")
+    .option(
+      "--drop",
+      "drop target collections that exist (otherwise the import refuses before writing)",
+      false,
+    )
+    .option(
+      "--ns-include <pattern>",
+      "import only matching namespaces, e.g. 'shop.*' (repeatable)",
+      collect,
+      [],
+    )
+    .option("--ns-exclude <pattern>", "skip matching namespaces (repeatable)", collect, [])
+    .option("--parallel <n>", "collections loaded at once", positiveInteger, 4)
+    .addOption(new Option("--no-verify", "skip the dbHash comparison with the documents read"))
+    .option("--json", "print the result as JSON", false)
+    .addHelpText(
+      "after",
+      `
+Reads what mongodump (or tidemark export) wrote: creates the collections with their metadata's
+options and the views, loads the documents, builds the indexes, then compares each collection's
+dbHash on the target with the MD5 of the documents as read (when they were read in _id order, the
+order dbHash hashes in; a collection dumped in another order is checked by its count only). Archive CRC-64s are checked as the archive is read.
+Not imported, with a note: the oplog (--oplog dumps), admin.system.* (users, roles), the local and
+config databases. Exit codes: 0 imported and matching; 1 imported but a collection does not match;
+2 no import (a missing path, not a dump, target unreachable, namespaces exist without --drop).
+
+Examples:
+  $ tidemark import ./dump --to mongodb://127.0.0.1:27018/?directConnection=true
+  $ tidemark import shop.archive.gz --to "$TARGET" --drop --ns-include 'shop.*' --json`,
+    )
+    .action(importAction);
+}
