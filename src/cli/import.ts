@@ -1,9 +1,8 @@
-import { MultiBar, Presets } from "cli-progress";
 import { Command, Option } from "commander";
 import type { ImportResult } from "../restore/import.js";
-import type { LoadProgress } from "../restore/loader/index.js";
 import { CliError } from "./apiClient.js";
 import { formatBytes, printJson, table } from "./output.js";
+import { collectionProgressBars } from "./loadProgress.js";
 import { positiveInteger } from "./parsers.js";
 
 /** Exit codes: 1 imported but a collection does not match its documents; 2 no import. */
@@ -21,27 +20,6 @@ interface ImportOptions {
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
-
-function progressBars(): { onProgress?: (p: LoadProgress) => void; stop(): void } {
-  if (!process.stderr.isTTY) return { stop() {} };
-  const bars = new MultiBar(
-    { format: "{namespace} {bar} {value} documents", stream: process.stderr, clearOnComplete: false },
-    Presets.shades_classic,
-  );
-  const byNamespace = new Map<string, ReturnType<MultiBar["create"]>>();
-  return {
-    onProgress(p) {
-      let bar = byNamespace.get(p.namespace);
-      if (!bar) {
-        bar = bars.create(p.totalDocuments ?? 0, 0, { namespace: p.namespace });
-        byNamespace.set(p.namespace, bar);
-      }
-      if (p.documents > bar.getTotal()) bar.setTotal(p.documents);
-      bar.update(p.documents, { namespace: p.namespace });
-    },
-    stop: () => bars.stop(),
-  };
-}
 
 function describe(result: ImportResult, target: string): string {
   const rows = [["COLLECTION", "RESULT", "DOCUMENTS", "BYTES", "INDEXES"]];
@@ -71,7 +49,7 @@ async function importAction(location: string, opts: ImportOptions): Promise<void
   const { importDump, ImportSourceError } = await import("../restore/import.js");
   const { redactUri, TargetConnectionError, TargetNamespacesExistError } =
     await import("../restore/loader/index.js");
-  const bars = progressBars();
+  const bars = collectionProgressBars();
   let result: ImportResult;
   try {
     result = await importDump({

@@ -1,9 +1,9 @@
-import { MultiBar, Presets } from "cli-progress";
 import { Command, Option } from "commander";
-import type { LoaderCollection, LoadProgress, LoadResult } from "../restore/loader/index.js";
+import type { LoaderCollection, LoadResult } from "../restore/loader/index.js";
 import type { SnapshotManifest } from "../snapshot/manifest.js";
 import { ApiClient, CliError } from "./apiClient.js";
 import { formatBytes, printJson, table } from "./output.js";
+import { collectionProgressBars } from "./loadProgress.js";
 import { positiveInteger } from "./parsers.js";
 import { completeSnapshotManifest, documentsFrom } from "./snapshotSource.js";
 
@@ -37,27 +37,6 @@ function collectionsOf(api: ApiClient, manifest: SnapshotManifest): LoaderCollec
     bytes: c.bytes,
     documents: c.type === "view" ? undefined : documentsFrom(api, manifest.snapshotId, c.namespace),
   }));
-}
-
-/** A bar per collection on a terminal; nothing otherwise. */
-function progressBars(): { onProgress?: (p: LoadProgress) => void; stop(): void } {
-  if (!process.stderr.isTTY) return { stop() {} };
-  const bars = new MultiBar(
-    { format: "{namespace} {bar} {value}/{total} documents", stream: process.stderr, clearOnComplete: false },
-    Presets.shades_classic,
-  );
-  const byNamespace = new Map<string, ReturnType<MultiBar["create"]>>();
-  return {
-    onProgress(p) {
-      let bar = byNamespace.get(p.namespace);
-      if (!bar) {
-        bar = bars.create(p.totalDocuments ?? 0, 0, { namespace: p.namespace });
-        byNamespace.set(p.namespace, bar);
-      }
-      bar.update(p.documents, { namespace: p.namespace });
-    },
-    stop: () => bars.stop(),
-  };
 }
 
 function describe(result: LoadResult, manifest: SnapshotManifest, target: string): string {
@@ -98,7 +77,7 @@ async function restore(opts: RestoreOptions): Promise<void> {
     );
   const api = ApiClient.fromEnvironment();
   const manifest = await completeSnapshotManifest(api, opts.snapshot, "restored");
-  const bars = progressBars();
+  const bars = collectionProgressBars();
   let result: LoadResult;
   try {
     result = await loadCollections({
