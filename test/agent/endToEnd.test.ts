@@ -349,15 +349,21 @@ describe("agent end to end (emulator + server + agent)", () => {
       30_000,
       25,
     );
-    // Killed part-way through a collection (not between two), so that one must resume.
-    await waitFor(
-      "a collection part-way",
-      async () => (await job(d)).collections.find((c) => !c.done && c.nextSequence >= 3),
-      30_000,
-      25,
-    );
-    child.kill("SIGKILL");
-    await new Promise((resolve) => child.once("exit", resolve));
+    // Killed part-way through a collection (not between two), so that one must resume. Slow
+    // replies make sure the collection cannot finish between seeing it part-way and the kill.
+    source.emulator.faults.delayReplies(50);
+    try {
+      await waitFor(
+        "a collection part-way",
+        async () => (await job(d)).collections.find((c) => !c.done && c.nextSequence >= 3),
+        30_000,
+        25,
+      );
+      child.kill("SIGKILL");
+      await new Promise((resolve) => child.once("exit", resolve));
+    } finally {
+      source.emulator.faults.delayReplies(0);
+    }
     const before = await job(d);
     expect(before.cloneCompleteAt).toBeUndefined(); // killed mid-clone
     const resumed = before.collections.find((c) => !c.done && c.lastId);
