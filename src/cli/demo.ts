@@ -160,6 +160,7 @@ Examples:
             `  write workload:        ${opts.workload ? `${opts.writesPerSecond} writes/s into shop, telemetry and cms` : "off"}`,
             `  other commands:        export TIDEMARK_URL=${server.url} TIDEMARK_API_KEY=${adminKey}`,
             `                         npx tidemark deployments show demo`,
+            `                         npx tidemark snapshots take demo --wait`,
             `Ctrl-C stops everything.`,
             "",
           ].join("\n"),

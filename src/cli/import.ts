@@ -2,12 +2,11 @@ import { Command, Option } from "commander";
 import type { ImportResult } from "../restore/import.js";
 import { CliError } from "./apiClient.js";
 import { formatBytes, printJson, table } from "./output.js";
-import { collectionProgressBars } from "./loadProgress.js";
+import { collectionProgressBars, EXIT_NOT_LOADED, loadFailure } from "./loading.js";
 import { positiveInteger } from "./parsers.js";
 
 /** Exit codes: 1 imported but a collection does not match its documents; 2 no import. */
 const EXIT_MISMATCH = 1;
-const EXIT_FAILED = 2;
 
 interface ImportOptions {
   to: string;
@@ -47,8 +46,7 @@ function describe(result: ImportResult, target: string): string {
 
 async function importAction(location: string, opts: ImportOptions): Promise<void> {
   const { importDump, ImportSourceError } = await import("../restore/import.js");
-  const { redactUri, TargetConnectionError, TargetNamespacesExistError } =
-    await import("../restore/loader/index.js");
+  const { redactUri } = await import("../restore/loader/index.js");
   const bars = collectionProgressBars();
   let result: ImportResult;
   try {
@@ -68,20 +66,12 @@ async function importAction(location: string, opts: ImportOptions): Promise<void
       throw new CliError(
         error.message,
         "give a mongodump directory (dump/<db>/<coll>.bson) or a mongodump --archive file",
-        EXIT_FAILED,
+        EXIT_NOT_LOADED,
       );
-    if (error instanceof TargetNamespacesExistError)
-      throw new CliError(
-        error.message,
-        "add --drop to replace them, or --ns-exclude to leave them out",
-        EXIT_FAILED,
-      );
-    if (error instanceof TargetConnectionError)
-      throw new CliError(error.message, "check the --to URI, the network and the credentials", EXIT_FAILED);
-    throw new CliError(
-      `import of ${location} failed: ${(error as Error).message}`,
-      "rerun with --drop once the cause is fixed",
-      EXIT_FAILED,
+    throw loadFailure(
+      error,
+      `import of ${location}`,
+      "add --drop to replace them, or --ns-exclude to leave them out",
     );
   } finally {
     bars.stop();

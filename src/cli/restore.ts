@@ -3,13 +3,12 @@ import type { LoaderCollection, LoadResult } from "../restore/loader/index.js";
 import type { SnapshotManifest } from "../snapshot/manifest.js";
 import { ApiClient, CliError } from "./apiClient.js";
 import { formatBytes, printJson, table } from "./output.js";
-import { collectionProgressBars } from "./loadProgress.js";
+import { collectionProgressBars, EXIT_NOT_LOADED, loadFailure } from "./loading.js";
 import { positiveInteger } from "./parsers.js";
 import { completeSnapshotManifest, documentsFrom } from "./snapshotSource.js";
 
 /** Exit codes: 1 the restore ran but a collection does not match the snapshot; 2 no restore. */
 const EXIT_MISMATCH = 1;
-const EXIT_FAILED = 2;
 
 interface RestoreOptions {
   snapshot: string;
@@ -62,18 +61,12 @@ function describe(result: LoadResult, manifest: SnapshotManifest, target: string
 
 async function restore(opts: RestoreOptions): Promise<void> {
   // Loaded when run: the driver is not needed by the other commands.
-  const {
-    createNamespaceRenamer,
-    loadCollections,
-    redactUri,
-    TargetConnectionError,
-    TargetNamespacesExistError,
-  } = await import("../restore/loader/index.js");
+  const { createNamespaceRenamer, loadCollections, redactUri } = await import("../restore/loader/index.js");
   if (opts.nsFrom.length !== opts.nsTo.length)
     throw new CliError(
       "--ns-from and --ns-to go in pairs",
       "for example --ns-from 'shop.*' --ns-to 'shop_copy.*'",
-      EXIT_FAILED,
+      EXIT_NOT_LOADED,
     );
   const api = ApiClient.fromEnvironment();
   const manifest = await completeSnapshotManifest(api, opts.snapshot, "restored");
@@ -95,19 +88,10 @@ async function restore(opts: RestoreOptions): Promise<void> {
       log: (line) => process.stderr.write(`${line}\n`),
     });
   } catch (error) {
-    if (error instanceof TargetNamespacesExistError)
-      throw new CliError(
-        error.message,
-        "add --drop to replace them, or --ns-from/--ns-to to restore under other names",
-        EXIT_FAILED,
-      );
-    if (error instanceof TargetConnectionError)
-      throw new CliError(error.message, "check the --to URI, the network and the credentials", EXIT_FAILED);
-    if (error instanceof CliError) throw error;
-    throw new CliError(
-      `restore of snapshot ${manifest.snapshotId} failed: ${(error as Error).message}`,
-      "rerun with --drop once the cause is fixed",
-      EXIT_FAILED,
+    throw loadFailure(
+      error,
+      `restore of snapshot ${manifest.snapshotId}`,
+      "add --drop to replace them, or --ns-from/--ns-to to restore under other names",
     );
   } finally {
     bars.stop();
@@ -123,7 +107,7 @@ async function restore(opts: RestoreOptions): Promise<void> {
     throw new CliError(
       `incomplete: ${short.map((c) => c.namespace).join(", ")} got fewer documents than the snapshot holds`,
       `run tidemark snapshots verify ${manifest.snapshotId}, then restore again with --drop`,
-      EXIT_FAILED,
+      EXIT_NOT_LOADED,
     );
   if (!result.verified) process.exitCode = EXIT_MISMATCH;
 }

@@ -53,17 +53,18 @@ export async function groom(options: GroomOptions): Promise<GroomReport> {
     partialsRemoved: 0,
     errors: [],
   };
-  const byDeployment = new Map<string, ReturnType<Catalog["snapshots"]["list"]>>();
-  for (const snapshot of catalog.snapshots.list()) {
+  const snapshots = catalog.snapshots.list();
+  const byDeployment = new Map<string, typeof snapshots>();
+  for (const snapshot of snapshots) {
     const list = byDeployment.get(snapshot.deploymentId) ?? [];
     list.push(snapshot);
     byDeployment.set(snapshot.deploymentId, list);
   }
-  for (const [deploymentId, snapshots] of byDeployment) {
+  for (const [deploymentId, ofDeployment] of byDeployment) {
     const deployment = catalog.deployments.get(deploymentId);
     const schedule = service.scheduleOf(deployment);
-    for (const expired of expiredSnapshots(snapshots, schedule, now)) {
-      const snapshot = snapshots.find((s) => s.id === expired.id)!;
+    for (const expired of expiredSnapshots(ofDeployment, schedule, now)) {
+      const snapshot = ofDeployment.find((s) => s.id === expired.id)!;
       try {
         await service.delete(snapshot);
         report.expiredSnapshots.push(snapshot.id);
@@ -72,7 +73,8 @@ export async function groom(options: GroomOptions): Promise<GroomReport> {
       }
     }
   }
-  const locations = new Set([...knownStores(catalog), ...catalog.snapshots.list().map((s) => s.store)]);
+  // Stores of the snapshots just expired count too: their blocks may now be unreferenced.
+  const locations = new Set([...knownStores(catalog), ...snapshots.map((s) => s.store)]);
   for (const location of locations) {
     try {
       const store = await stores.byLocation(location);

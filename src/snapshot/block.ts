@@ -1,8 +1,8 @@
-import { createHash } from "node:crypto";
 import { encodeIdKeyFromDocument } from "../bson/keyEncoding.js";
 import { compress, decompress, type Codec } from "../slice/codecs.js";
 import { CORRUPT_SLICE_ADVICE, SliceError } from "../slice/errors.js";
 import { BlockError, corruptBlock } from "./errors.js";
+import { blockHash } from "./stores/blockStore.js";
 
 /*
  * Run block format, version 1 (see DESIGN.md "Snapshots"):
@@ -63,10 +63,6 @@ export interface DeletionEntry {
 }
 
 export type RunEntry = DocumentEntry | DeletionEntry;
-
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
 
 function varintLength(value: number): number {
   let length = 1;
@@ -215,10 +211,10 @@ function fromSliceError(error: SliceError, where: string): BlockError {
 export function decodeBlock(stored: Uint8Array, options: DecodeBlockOptions = {}): DecodedBlock {
   const bytes = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
   const expected = options.expectedHash === undefined ? undefined : hexOf(options.expectedHash);
-  const actualHash = expected === undefined ? undefined : sha256Hex(bytes);
+  const actualHash = expected === undefined ? undefined : blockHash(bytes);
   // Only an error message needs the name: a block read without its address is not hashed to name it
   // unless it turns out to be damaged.
-  const where = () => options.label ?? `block ${(expected ?? sha256Hex(bytes)).slice(0, 16)}`;
+  const where = () => options.label ?? `block ${(expected ?? blockHash(bytes)).slice(0, 16)}`;
   if (expected !== undefined && actualHash !== expected) {
     throw corruptBlock(
       "HASH_MISMATCH",

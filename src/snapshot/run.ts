@@ -7,11 +7,11 @@ import {
   decodeBlock,
   encodeBlock,
   encodedEntrySize,
-  sha256Hex,
   type DecodeBlockOptions,
   type RunEntry,
 } from "./block.js";
 import { corruptBlock, RunError } from "./errors.js";
+import { blockHash } from "./stores/blockStore.js";
 
 /*
  * A sorted run: entries in strictly increasing `_id` key order, cut into blocks (block.ts). A
@@ -305,7 +305,7 @@ export class RunWriter {
     const bytes = this.seal ? this.seal(encoded) : encoded;
     const lastKey = Buffer.from(builder.lastKey!);
     const block: EncodedBlock = {
-      hash: sha256Hex(bytes),
+      hash: blockHash(bytes),
       storedBytes: bytes.length,
       firstKey: builder.firstKey!.toString("hex"),
       lastKey: lastKey.toString("hex"),
@@ -396,7 +396,7 @@ export class RunReader implements AsyncIterable<RunEntry> {
 /** Sealed bytes after checking they are the ones addressed (before spending a decryption on them). */
 function sealedBytes(fetched: Uint8Array, hash: string, label: string): Buffer {
   const bytes = Buffer.from(fetched.buffer, fetched.byteOffset, fetched.byteLength);
-  const actual = sha256Hex(bytes);
+  const actual = blockHash(bytes);
   if (actual !== hash)
     throw corruptBlock(
       "HASH_MISMATCH",

@@ -212,7 +212,17 @@ async function writeCollectionRuns(
     targetBlockBytes: options.targetBlockBytes,
     seal: options.sealer?.seal,
   };
-  const chain = await reusableChain(snapshot, described.uuid!, uuid, store, options);
+  const previous = previousEntry(snapshot, described.uuid!, uuid, options);
+  const chain =
+    previous && chainHasRoom(previous.runs!, options.chain)
+      ? await referChain(previous.runs!, store, options)
+      : undefined;
+  if (chain && !hasChanges(snapshot, uuid, options.previous!.changeNumber)) {
+    // Not one document changed since the previous snapshot: its chain and digest stand as they are.
+    progress.documentsDone += previous!.count;
+    progress.bytesDone += previous!.bytes;
+    return { ...described, count: previous!.count, bytes: previous!.bytes, md5: previous!.md5, runs: chain };
+  }
   const digest = new CollectionDigest();
   let runs: RunDescriptor[];
   if (!chain) {
@@ -226,14 +236,11 @@ async function writeCollectionRuns(
     runs = [await writer.finish()];
   } else {
     const writer = new RunWriter(sink, { ...writerOptions, kind: "delta" });
-    let changed = 0;
     for (const { idKey } of snapshot.changes.since(uuid, options.previous!.changeNumber)) {
       const raw = snapshot.documents.get(uuid, idKey);
       await writer.add(raw ? { key: idKey, doc: Buffer.from(raw) } : { key: idKey, deleted: true });
-      changed++;
     }
-    const delta = await writer.finish();
-    runs = changed > 0 ? [...chain, delta] : chain;
+    runs = [...chain, await writer.finish()];
     for (const { raw } of snapshot.documents.scan(uuid)) {
       digest.add(raw);
       countProgress(progress, raw.length, options);
@@ -252,31 +259,51 @@ function countProgress(progress: SnapshotProgress, bytes: number, options: Write
 }
 
 /**
- * The previous snapshot's chain for this collection, if the new snapshot may extend it: same
- * UUID, not emptied or dropped since, at most `maxDeltas` deltas, deltas at most
- * `maxDeltaFraction` of the base. Its blocks are referred to under the store lock, after checking
- * the previous snapshot still exists (so groom has not taken them).
+ * The previous snapshot's entry for this collection, if the new one may build on its chain: same
+ * head database and UUID, not emptied or dropped since, and the changes since still recorded.
  */
-async function reusableChain(
+function previousEntry(
   snapshot: HeadSnapshot,
   hex: string,
   uuid: UUID,
-  store: BlockStore,
   options: WriteSnapshotOptions,
-): Promise<RunDescriptor[] | undefined> {
+): ManifestCollection | undefined {
   const previous = options.previous;
-  const chain = previous?.collections.find((c) => c.uuid === hex && c.runs)?.runs;
-  if (!previous || !chain || chain.length === 0) return undefined;
+  const entry = previous?.collections.find((c) => c.uuid === hex && c.runs && c.runs.length > 0);
+  if (!previous || !entry) return undefined;
   // Another head database (a resync since): its change numbers mean nothing here.
   if (previous.headId !== snapshot.identity()) return undefined;
   // Changes the previous snapshot's delta would need were forgotten: only a base is right.
   if (previous.changeNumber < snapshot.changes.prunedThrough()) return undefined;
   const emptiedAt = snapshot.changes.collectionChange(uuid);
   if (emptiedAt !== undefined && emptiedAt > previous.changeNumber) return undefined;
+  return entry;
+}
+
+function hasChanges(snapshot: HeadSnapshot, uuid: UUID, after: number): boolean {
+  const changes = snapshot.changes.since(uuid, after);
+  const first = changes.next();
+  changes.return(undefined);
+  return first.done !== true;
+}
+
+/** Room for one more delta: at most `maxDeltas` deltas, holding at most `maxDeltaFraction` of the base. */
+function chainHasRoom(chain: RunDescriptor[], limits: WriteSnapshotOptions["chain"]): boolean {
   const [base, ...deltas] = chain;
-  if (deltas.length >= options.chain.maxDeltas) return undefined;
+  if (deltas.length >= limits.maxDeltas) return false;
   const deltaBytes = deltas.reduce((sum, run) => sum + run.logicalBytes + run.deletions * 16, 0);
-  if (deltaBytes > options.chain.maxDeltaFraction * base.logicalBytes) return undefined;
+  return deltaBytes <= limits.maxDeltaFraction * base.logicalBytes;
+}
+
+/**
+ * Refers to the chain's blocks under the store lock, after checking the previous snapshot still
+ * exists (so groom has not taken them); undefined if it is gone.
+ */
+function referChain(
+  chain: RunDescriptor[],
+  store: BlockStore,
+  options: WriteSnapshotOptions,
+): Promise<RunDescriptor[] | undefined> {
   return withStoreLock(store.location, () => {
     if (options.previousStillComplete && !options.previousStillComplete()) return undefined;
     options.referBlocks(chain.flatMap((run) => run.blocks.map((block: BlockRef) => block.hash)));

@@ -10,11 +10,11 @@ import {
   decodeBlock,
   encodeBlock,
   encodedEntrySize,
-  sha256Hex,
   type DecodeBlockOptions,
   type RunEntry,
 } from "../../src/snapshot/block.js";
 import { BlockError, CORRUPT_BLOCK_ADVICE, type BlockErrorCode } from "../../src/snapshot/errors.js";
+import { blockHash } from "../../src/snapshot/stores/blockStore.js";
 import { bson, byKey, deletion, documentEntry, expectSameEntries } from "./entries.js";
 
 /** An uncompressed body holding `entries` as given (the builder does not check order: the writer does). */
@@ -183,7 +183,7 @@ describe("encodeBlock / decodeBlock round trip", () => {
   for (const codec of CODECS) {
     it(`round-trips documents and deletion markers with ${codec}`, () => {
       const block = blockOf(MIXED, codec);
-      const decoded = decodeBlock(block, { expectedHash: sha256Hex(block), checkIdKeys: true });
+      const decoded = decodeBlock(block, { expectedHash: blockHash(block), checkIdKeys: true });
       expect(decoded.codec).toBe(codec);
       expect(decoded.count).toBe(MIXED.length);
       expect(decoded.deletions).toBe(5);
@@ -224,13 +224,13 @@ describe("encodeBlock / decodeBlock round trip", () => {
     const block = blockOf(SMALL, "none");
     const padded = Buffer.concat([Buffer.from("prefix-bytes"), block, Buffer.from("suffix")]);
     const view = new Uint8Array(padded.buffer, padded.byteOffset + 12, block.length);
-    const decoded = decodeBlock(view, { expectedHash: sha256Hex(block) });
+    const decoded = decodeBlock(view, { expectedHash: blockHash(block) });
     expectSameEntries(decoded.entries, SMALL);
   });
 
   it("accepts the expected hash as bytes or in upper case", () => {
     const block = blockOf(SMALL);
-    const hash = sha256Hex(block);
+    const hash = blockHash(block);
     expect(decodeBlock(block, { expectedHash: Buffer.from(hash, "hex") }).count).toBe(SMALL.length);
     expect(decodeBlock(block, { expectedHash: hash.toUpperCase() }).count).toBe(SMALL.length);
   });
@@ -244,12 +244,12 @@ describe("encodeBlock / decodeBlock round trip", () => {
 });
 
 describe("decodeBlock refuses damaged blocks", () => {
-  const options = (block: Buffer): DecodeBlockOptions => ({ expectedHash: sha256Hex(block) });
+  const options = (block: Buffer): DecodeBlockOptions => ({ expectedHash: blockHash(block) });
 
   for (const codec of CODECS) {
     it(`catches every flipped byte with ${codec}: always by hash, the header always without`, () => {
       const block = blockOf(SMALL, codec);
-      const hash = sha256Hex(block);
+      const hash = blockHash(block);
       let detectedWithoutHash = 0;
       for (let offset = 0; offset < block.length; offset++) {
         for (const mask of [0x01, 0x80, 0xff]) {
@@ -463,15 +463,15 @@ describe("decodeBlock refuses damaged blocks", () => {
 
   it("names the block by its address, or by the label given", () => {
     const block = blockOf(SMALL);
-    const hash = sha256Hex(block);
+    const hash = blockHash(block);
     const bad = flipped(block, 3, 1);
     expect(() => decodeBlock(bad, { expectedHash: hash })).toThrow(
       new RegExp(
-        `^block ${hash.slice(0, 16)}: its ${block.length} bytes hash to ${sha256Hex(bad)}, not to the address ${hash}`,
+        `^block ${hash.slice(0, 16)}: its ${block.length} bytes hash to ${blockHash(bad)}, not to the address ${hash}`,
       ),
     );
     expect(() => decodeBlock(bad)).toThrow(
-      new RegExp(`^block ${sha256Hex(bad).slice(0, 16)}: not a Tidemark`),
+      new RegExp(`^block ${blockHash(bad).slice(0, 16)}: not a Tidemark`),
     );
     expect(() => decodeBlock(bad, { label: "base run block 3 of 9" })).toThrow(/^base run block 3 of 9: /);
   });

@@ -6,7 +6,8 @@
 import { serialize, type Document } from "bson";
 import { expect } from "vitest";
 import { encodeIdKeyFromDocument } from "../../src/bson/keyEncoding.js";
-import { decodeBlock, sha256Hex, type DocumentEntry, type RunEntry } from "../../src/snapshot/block.js";
+import { decodeBlock, type DocumentEntry, type RunEntry } from "../../src/snapshot/block.js";
+import { blockHash } from "../../src/snapshot/stores/blockStore.js";
 import { RunError, type RunErrorCode } from "../../src/snapshot/errors.js";
 import type { BlockSink, EncodedBlock, GetBlock, RunDescriptor } from "../../src/snapshot/run.js";
 
@@ -68,7 +69,7 @@ export class MemoryStore {
   constructor(private readonly options: { checkStoredBytes?: boolean } = {}) {}
 
   readonly sink: BlockSink = (block: EncodedBlock) => {
-    expect(block.hash).toBe(sha256Hex(block.bytes));
+    expect(block.hash).toBe(blockHash(block.bytes));
     if (this.options.checkStoredBytes) expect(block.storedBytes).toBe(block.bytes.length);
     this.blocks.set(block.hash, Buffer.from(block.bytes));
   };
