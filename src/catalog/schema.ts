@@ -125,4 +125,25 @@ export const MIGRATIONS: string[] = [
   `
   ALTER TABLE snapshots ADD COLUMN classes TEXT;
   `,
+  `
+  -- The backup generation a snapshot was taken in: a point-in-time restore replays that
+  -- generation's oplog slices over it. NULL for snapshots taken before it was recorded.
+  ALTER TABLE snapshots ADD COLUMN generation INTEGER;
+
+  CREATE TABLE restores (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    -- What is restored (JSON): a snapshot, or a deployment at a point in time.
+    source TEXT NOT NULL,
+    -- Where it goes (JSON): a deployment (URI kept only in memory), an archive, or a stream.
+    delivery TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress TEXT,
+    result TEXT,
+    error TEXT,
+    completed_at INTEGER,
+    -- Files of the job (temporary head database, archive) go once this passes.
+    expires_at INTEGER
+  );
+  `,
 ];

@@ -39,6 +39,8 @@ export interface SnapshotRecord {
   verifyResult: unknown;
   /** Retention classes given at completion (src/snapshot/policy.ts), for scheduled snapshots. */
   classes: Array<"regular" | "daily" | "weekly" | "monthly" | "on_demand"> | null;
+  /** The backup generation it was taken in (null: taken before generations were recorded). */
+  generation: number | null;
 }
 
 interface Row {
@@ -63,6 +65,7 @@ interface Row {
   verified_at: number | null;
   verify_result: string | null;
   classes: string | null;
+  generation: number | null;
 }
 
 function fromRow(row: Row): SnapshotRecord {
@@ -88,6 +91,7 @@ function fromRow(row: Row): SnapshotRecord {
     verifiedAt: row.verified_at,
     verifyResult: row.verify_result ? (JSON.parse(row.verify_result) as unknown) : null,
     classes: row.classes ? (JSON.parse(row.classes) as SnapshotRecord["classes"]) : null,
+    generation: row.generation,
   };
 }
 
@@ -97,6 +101,7 @@ export interface NewSnapshot {
   trigger: SnapshotTrigger;
   store: string;
   storeKind: SnapshotStoreKind;
+  generation: number;
   expiresAt?: number | null;
 }
 
@@ -122,8 +127,8 @@ export class SnapshotRepository {
     const id = randomUUID();
     this.db
       .prepare(
-        `INSERT INTO snapshots (id, deployment_id, deployment_name, trigger, status, store, store_kind, created_at, expires_at)
-         VALUES (?, ?, ?, ?, 'writing', ?, ?, ?, ?)`,
+        `INSERT INTO snapshots (id, deployment_id, deployment_name, trigger, status, store, store_kind, created_at, expires_at, generation)
+         VALUES (?, ?, ?, ?, 'writing', ?, ?, ?, ?, ?)`,
       )
       .run(
         id,
@@ -134,6 +139,7 @@ export class SnapshotRepository {
         snapshot.storeKind,
         Date.now(),
         snapshot.expiresAt ?? null,
+        snapshot.generation,
       );
     return this.get(id)!;
   }

@@ -140,6 +140,7 @@ export class SnapshotService {
       trigger,
       store: store.location,
       storeKind: store.kind,
+      generation: deployment.generation,
       expiresAt,
     });
     const previousRecord =

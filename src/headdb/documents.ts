@@ -89,14 +89,14 @@ export class Documents {
     return removed;
   }
 
-  /** The documents of a collection in `_id` order. */
-  *scan(uuid: Binary | Uint8Array): Generator<StoredDocument> {
-    for (const { key, value } of rangeEntries(
-      this.env.stores.documents,
-      prefixRange(uuidBytes(uuid)),
-      this.read,
-    ))
+  /** The documents of a collection in `_id` order; after the `_id` key `after` when given. */
+  *scan(uuid: Binary | Uint8Array, after?: Uint8Array): Generator<StoredDocument> {
+    const range = prefixRange(uuidBytes(uuid));
+    const start = after ? documentKey(uuidBytes(uuid), after) : range.start;
+    for (const { key, value } of rangeEntries(this.env.stores.documents, { ...range, start }, this.read)) {
+      if (after && key.equals(start)) continue;
       yield { idKey: Buffer.from(idKeyPart(key)), raw: value };
+    }
   }
 
   count(uuid: Binary | Uint8Array): number {

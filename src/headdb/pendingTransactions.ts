@@ -7,7 +7,7 @@
  */
 import type { Timestamp } from "bson";
 import { removeRange } from "./documents.js";
-import type { HeadEnvironment } from "./environment.js";
+import { rangeEntries, type HeadEnvironment, type ReadOptions } from "./environment.js";
 import { prefixRange, timestampKey } from "./keys.js";
 
 export interface HeldEntry {
@@ -17,7 +17,11 @@ export interface HeldEntry {
 }
 
 export class PendingTransactions {
-  constructor(private readonly env: HeadEnvironment) {}
+  /** `read`: a view's read options (see `HeadEnvironment.readView`); such an instance only reads. */
+  constructor(
+    private readonly env: HeadEnvironment,
+    private readonly read: ReadOptions = {},
+  ) {}
 
   hold(txnId: string, ts: Timestamp, raw: Uint8Array): void {
     this.env.assertWriting("holding a transaction entry");
@@ -66,7 +70,20 @@ export class PendingTransactions {
   }
 
   count(): number {
-    return this.env.stores.pending.getCount({});
+    return this.env.stores.pending.getCount({ ...this.read });
+  }
+
+  /**
+   * The ts of the oldest held entry, as `{t, i}`: a point-in-time restore from a snapshot taken
+   * now replays the oplog from there, so the transactions still open get their earlier entries.
+   */
+  oldestHeld(): { t: number; i: number } | undefined {
+    let oldest: Buffer | undefined;
+    for (const { key } of rangeEntries(this.env.stores.pending, { start: Buffer.alloc(0) }, this.read)) {
+      const tsKey = key.subarray(key.indexOf(0) + 1);
+      if (!oldest || Buffer.compare(tsKey, oldest) < 0) oldest = Buffer.from(tsKey);
+    }
+    return oldest && { t: oldest.readUInt32BE(0), i: oldest.readUInt32BE(4) };
   }
 }
 

@@ -13,6 +13,7 @@ import { Changes } from "./changes.js";
 import { databaseHash, type DatabaseHash } from "./dbHash.js";
 import { Documents } from "./documents.js";
 import type { HeadEnvironment, ReadOptions } from "./environment.js";
+import { PendingTransactions } from "./pendingTransactions.js";
 import { ResumeState, type OpTime } from "./resumeState.js";
 
 export type SnapshotCatalog = Pick<
@@ -30,6 +31,7 @@ export class HeadSnapshot {
   readonly documents: SnapshotDocuments;
   readonly changes: SnapshotChanges;
   private readonly state: ResumeState;
+  private readonly pending: PendingTransactions;
   private readonly fullCatalog: Catalog;
   private readonly fullDocuments: Documents;
 
@@ -42,6 +44,12 @@ export class HeadSnapshot {
     this.fullDocuments = new Documents(env, changes, read);
     this.documents = this.fullDocuments;
     this.state = new ResumeState(env, read);
+    this.pending = new PendingTransactions(env, read);
+  }
+
+  /** The ts of the oldest entry held for an unfinished transaction, if any (see `PendingTransactions`). */
+  heldFrom(): { t: number; i: number } | undefined {
+    return this.pending.oldestHeld();
   }
 
   /** The applied optime T of this view. */

@@ -55,6 +55,11 @@ export const SnapshotManifest = z.object({
   headId: z.string(),
   /** The head database's change number at T (see src/headdb/changes.ts). */
   changeNumber: count,
+  /**
+   * The ts of the oldest oplog entry of a transaction still open at T (held, not applied): a
+   * point-in-time restore from this snapshot reads the oplog from there. Absent when none was.
+   */
+  heldFrom: z.object({ t: count, i: count }).optional(),
   /** Blocks (or files) are sealed with AES-256-GCM data keys (src/snapshot/encryption). */
   encrypted: z.boolean(),
   collections: z.array(ManifestCollection),

@@ -15,13 +15,13 @@
  * read transaction.
  */
 import { createHash } from "node:crypto";
-import { EJSON, type Document, type UUID } from "bson";
+import type { UUID } from "bson";
 import type { HeadDatabase, HeadSnapshot, NamespaceEntry } from "../headdb/index.js";
-import { databaseMd5 } from "../headdb/index.js";
 import type { Codec } from "../slice/codecs.js";
 import type { FsSnapshotStore } from "./fsStore/index.js";
 import type { ManifestCollection, SnapshotManifest, StoreKind } from "./manifest.js";
 import { RunWriter, type BlockRef, type EncodedBlock, type RunDescriptor } from "./run.js";
+import { CollectionDigest, databaseHashes, describeNamespace } from "./namespaceDescription.js";
 import type { BlockStore } from "./stores/index.js";
 import { withStoreLock } from "./storeLock.js";
 
@@ -115,6 +115,7 @@ async function writeFrom(snapshot: HeadSnapshot, options: WriteSnapshotOptions):
     }
   }
   const ts = { t: applied.ts.high, i: applied.ts.low };
+  const heldFrom = snapshot.heldFrom();
   const manifest: SnapshotManifest = {
     format: 1,
     snapshotId: options.snapshotId,
@@ -126,73 +127,13 @@ async function writeFrom(snapshot: HeadSnapshot, options: WriteSnapshotOptions):
     storeKind: target.kind as StoreKind,
     headId: snapshot.identity(),
     changeNumber: snapshot.changeNumber(),
+    ...(heldFrom ? { heldFrom } : {}),
     encrypted: options.sealer !== undefined,
     collections,
     databases: databaseHashes(collections),
   };
   const logicalBytes = collections.reduce((sum, c) => sum + c.bytes, 0);
   return { manifest, logicalBytes, storedBytes: storedBytes.value };
-}
-
-function databaseHashes(collections: ManifestCollection[]): SnapshotManifest["databases"] {
-  const byDb = new Map<string, Array<[string, string]>>();
-  for (const c of collections) {
-    const pairs = byDb.get(c.db) ?? [];
-    if (c.md5 !== null) pairs.push([c.name, c.md5]);
-    byDb.set(c.db, pairs);
-  }
-  return [...byDb].map(([name, pairs]) => ({ name, md5: databaseMd5(pairs) }));
-}
-
-/** What the manifest says of a namespace, before its documents. */
-function describe(entry: NamespaceEntry): Omit<ManifestCollection, "count" | "bytes" | "md5"> {
-  const namespace = `${entry.db}.${entry.name}`;
-  if (entry.type === "view") {
-    return {
-      namespace,
-      db: entry.db,
-      name: entry.name,
-      type: "view",
-      uuid: null,
-      options: canonical(entry.view.options),
-      indexes: [],
-    };
-  }
-  const record = entry.collection;
-  return {
-    namespace,
-    db: entry.db,
-    name: entry.name,
-    type: record.options.timeseries ? "timeseries" : "collection",
-    uuid: uuidHex(record.uuid),
-    options: canonical(record.options),
-    indexes: record.indexes.map(canonical),
-  };
-}
-
-function canonical(doc: Document): Record<string, unknown> {
-  return EJSON.serialize(doc, { relaxed: false }) as Record<string, unknown>;
-}
-
-function uuidHex(uuid: UUID): string {
-  return Buffer.from(uuid.buffer).toString("hex");
-}
-
-/** MD5, count and bytes of documents in `_id` order, fed one at a time. */
-class CollectionDigest {
-  private readonly md5 = createHash("md5");
-  count = 0;
-  bytes = 0;
-
-  add(raw: Uint8Array): void {
-    this.md5.update(raw);
-    this.count++;
-    this.bytes += raw.length;
-  }
-
-  hex(): string {
-    return this.md5.digest("hex");
-  }
 }
 
 async function writeCollectionRuns(
@@ -203,7 +144,7 @@ async function writeCollectionRuns(
   progress: SnapshotProgress,
   storedBytes: { value: number },
 ): Promise<ManifestCollection> {
-  const described = describe(entry);
+  const described = describeNamespace(entry);
   if (entry.type === "view") return { ...described, count: 0, bytes: 0, md5: null, runs: [] };
   const uuid = entry.collection.uuid;
   const sink = blockSink(store, options, storedBytes);
@@ -329,7 +270,7 @@ async function writeFiles(
   progress: SnapshotProgress,
   storedBytes: { value: number },
 ): Promise<ManifestCollection[]> {
-  const described = entries.map(describe);
+  const described = entries.map(describeNamespace);
   function* inputs() {
     for (let k = 0; k < entries.length; k++) {
       options.checkCancelled?.();

@@ -33,6 +33,7 @@ describe("oplog retention with snapshots: the point-in-time base", () => {
       trigger: "scheduled",
       store: "file:///tmp/blockstore.sqlite",
       storeKind: "blockstore",
+      generation: 0,
     });
     if (status === "writing") return record;
     catalog.snapshots.complete(record.id, {
