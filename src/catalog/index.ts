@@ -3,6 +3,7 @@ import { DataKeyRepository } from "./dataKeys.js";
 import { DeploymentRepository } from "./deployments.js";
 import { MissingRequestRepository } from "./missing.js";
 import { CloneProgressRepository } from "./progress.js";
+import { RestoreRepository } from "./restores.js";
 import { SliceRepository } from "./slices.js";
 import { SnapshotRepository } from "./snapshots.js";
 import { VerificationRepository } from "./verifications.js";
@@ -16,6 +17,7 @@ export class Catalog {
   readonly verifications: VerificationRepository;
   readonly snapshots: SnapshotRepository;
   readonly dataKeys: DataKeyRepository;
+  readonly restores: RestoreRepository;
 
   constructor(readonly db: CatalogDatabase) {
     this.deployments = new DeploymentRepository(db);
@@ -25,6 +27,7 @@ export class Catalog {
     this.verifications = new VerificationRepository(db);
     this.snapshots = new SnapshotRepository(db);
     this.dataKeys = new DataKeyRepository(db);
+    this.restores = new RestoreRepository(db);
   }
 
   static open(path: string): Catalog {

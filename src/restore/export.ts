@@ -155,7 +155,7 @@ async function writeFileFrom(file: string, source: AsyncIterable<Buffer>, gzip: 
 /** Writes a mongodump directory at `out` (which must not exist, or be empty). */
 export async function exportDirectory(
   out: string,
-  manifest: SnapshotManifest,
+  manifest: Pick<SnapshotManifest, "collections">,
   documentsOf: DocumentsOf,
   options: ExportOptions = {},
 ): Promise<ExportResult> {
@@ -215,7 +215,7 @@ export async function exportDirectory(
 /** Writes a mongodump archive file at `file` (which must not exist), namespaces one after another. */
 export async function exportArchive(
   file: string,
-  manifest: SnapshotManifest,
+  manifest: Pick<SnapshotManifest, "collections">,
   documentsOf: DocumentsOf,
   options: ExportOptions = {},
 ): Promise<ExportResult> {

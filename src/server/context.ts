@@ -4,6 +4,7 @@ import type { SnapshotScheduler } from "../daemon/snapshotScheduler.js";
 import type { SnapshotService } from "../daemon/snapshots.js";
 import type { SnapshotStores } from "../daemon/snapshotStores.js";
 import type { OplogStore } from "../oplogstore/oplogStore.js";
+import type { RestoreJobs } from "../restore/jobs/index.js";
 import type { ServerConfig } from "./options.js";
 
 /** What every route handler works with. */
@@ -16,4 +17,6 @@ export interface ServerContext {
   daemon?: Daemon;
   /** Snapshots (with the daemon): taking, schedule, groom, integrity. */
   snapshots?: { service: SnapshotService; stores: SnapshotStores; scheduler: SnapshotScheduler };
+  /** Restore jobs (with the daemon: they read its snapshot stores). */
+  restores?: RestoreJobs;
 }

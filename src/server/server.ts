@@ -3,13 +3,17 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { Catalog } from "../catalog/index.js";
 import { Daemon } from "../daemon/daemon.js";
 import { openOplogStore } from "../oplogstore/open.js";
+import { RestoreJobs } from "../restore/jobs/index.js";
 import { ensureAdminKey } from "./adminKey.js";
 import type { ServerContext } from "./context.js";
+import { DownloadLinks, loadOrCreateLinkSecret } from "./download/index.js";
 import { HttpError } from "./errors.js";
 import { parseServerConfig, type ServerConfig, type ServerConfigInput } from "./options.js";
 import { registerAgentRoutes } from "./routes/agent.js";
 import { registerBackupPageRoutes } from "./routes/backupPage.js";
 import { registerDeploymentRoutes } from "./routes/deployments.js";
+import { downloadLinkOf, registerRestoreDownload } from "./routes/restoreDownload.js";
+import { registerRestoreRoutes } from "./routes/restores.js";
 import { registerSnapshotRoutes } from "./routes/snapshots.js";
 import { registerVerificationRoutes } from "./routes/verifications.js";
 import { startSnapshots } from "./snapshotSetup.js";
@@ -34,7 +38,7 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-function buildApp(ctx: ServerContext): FastifyInstance {
+function buildApp(ctx: ServerContext, links: DownloadLinks): FastifyInstance {
   const app = Fastify({
     // Slices are at most --slice-mb compressed, plus their header; allow some margin.
     bodyLimit: Math.ceil(ctx.config.sliceMb * 1024 * 1024 * 1.25) + 1024 * 1024,
@@ -65,6 +69,8 @@ function buildApp(ctx: ServerContext): FastifyInstance {
   registerAgentRoutes(app, ctx);
   registerVerificationRoutes(app, ctx);
   registerSnapshotRoutes(app, ctx);
+  registerRestoreRoutes(app, ctx, { link: (record) => downloadLinkOf(links, record) });
+  registerRestoreDownload(app, ctx, links);
   registerBackupPageRoutes(app);
   return app;
 }
@@ -109,12 +115,17 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     catalog.close();
     throw error;
   }
-  const ctx: ServerContext = { catalog, store, config, log, daemon, snapshots };
-  const app = buildApp(ctx);
+  const restores = snapshots
+    ? new RestoreJobs({ catalog, stores: snapshots.stores, oplog: store, dataDir, log })
+    : undefined;
+  const ctx: ServerContext = { catalog, store, config, log, daemon, snapshots, restores };
+  const links = new DownloadLinks(loadOrCreateLinkSecret(dataDir, { onWarning: log }).secret);
+  const app = buildApp(ctx, links);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   daemon?.start();
   snapshots?.scheduler.start();
+  restores?.start();
   const port = typeof address === "object" && address ? address.port : config.port;
   log(
     `tidemark server listening on http://${config.host}:${port} (data ${dataDir}, oplog store ${store.location})`,
@@ -127,6 +138,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     context: ctx,
     async stop() {
       await app.close();
+      await restores?.stop();
       await snapshots?.scheduler.stop();
       await snapshots?.service.stop();
       await daemon?.stop();

@@ -1,14 +1,15 @@
-import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { SnapshotRecord } from "../../catalog/snapshots.js";
 import { SnapshotRequestError, type SnapshotService } from "../../daemon/snapshots.js";
 import { parseManifest } from "../../snapshot/manifest.js";
+import { readFailure } from "../../snapshot/readFailure.js";
 import { SnapshotSchedule } from "../../snapshot/policy.js";
 import { readCollection } from "../../snapshot/reader.js";
 import { requireAdmin } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { deploymentView } from "../deploymentView.js";
+import { sendDocuments } from "../documentStream.js";
 import { badRequest, HttpError, notFound } from "../errors.js";
 import { parseBody } from "../parseBody.js";
 import { findDeployment } from "./deployments.js";
@@ -41,6 +42,8 @@ export function snapshotView(record: SnapshotRecord, service?: SnapshotService, 
     /** Retention classes (regular, daily, weekly, monthly, on_demand) given at completion. */
     classes: record.classes,
     ts: record.ts,
+    /** The backup generation it belongs to (a resync starts a new one); null if not recorded. */
+    generation: record.generation,
     wallTime: record.wallTime === null ? null : new Date(record.wallTime).toISOString(),
     store: record.store,
     storeKind: record.storeKind,
@@ -156,8 +159,8 @@ export function registerSnapshotRoutes(app: FastifyInstance, ctx: ServerContext)
   );
 
   // One collection's documents as concatenated raw BSON in `_id` order (what a restore loads),
-  // read back and checked block by block. A damaged block ends the stream early: the client sees
-  // a cut-off body, and the server's log names the block.
+  // read back and checked block by block. A damaged block ends the stream with the error trailer
+  // (src/snapshot/streamTrailer.ts) naming the block, and the connection is closed.
   app.get(
     "/api/v1/snapshots/:id/collections/:namespace",
     async (request: FastifyRequest<{ Params: { id: string; namespace: string } }>, reply) => {
@@ -168,18 +171,11 @@ export function registerSnapshotRoutes(app: FastifyInstance, ctx: ServerContext)
       const collection = manifest.collections.find((c) => c.namespace === request.params.namespace);
       if (!collection) throw notFound(`collection '${request.params.namespace}' in snapshot ${record.id}`);
       const store = await service().storeOf(record);
-      const documents = readCollection(manifest, collection, store.source);
-      const logged = (async function* () {
-        try {
-          yield* documents;
-        } catch (error) {
-          ctx.log(
-            `snapshot ${record.id}: reading ${collection.namespace} for a download failed: ${(error as Error).message}`,
-          );
-          throw error;
-        }
-      })();
-      return reply.type("application/octet-stream").send(Readable.from(logged));
+      await sendDocuments(reply, readCollection(manifest, collection, store.source), {
+        label: `snapshot ${record.id}: ${collection.namespace}`,
+        log: ctx.log,
+        failureOf: (error) => readFailure(error, collection),
+      });
     },
   );
 
