@@ -72,6 +72,7 @@ async function importAction(location: string, opts: ImportOptions): Promise<void
       error,
       `import of ${location}`,
       "add --drop to replace them, or --ns-exclude to leave them out",
+      { json: opts.json },
     );
   } finally {
     bars.stop();

@@ -1,16 +1,44 @@
 import { MultiBar, Presets } from "cli-progress";
-import { TargetConnectionError, TargetNamespacesExistError } from "../restore/loader/errors.js";
+import {
+  RestoreInterruptedError,
+  SourceReadError,
+  TargetConnectionError,
+  TargetNamespacesExistError,
+} from "../restore/loader/errors.js";
 import type { LoadProgress } from "../restore/loader/index.js";
 import { CliError } from "./apiClient.js";
+import { printJson } from "./output.js";
 
 /** Exit code of `restore` and `import` when nothing (or not all) was loaded. */
 export const EXIT_NOT_LOADED = 2;
 
+/** At most this many namespaces are spelled out as --ns-include options in the rerun hint. */
+const MAX_INCLUDES_IN_HINT = 5;
+
 /**
  * A loader error as `restore` and `import` say it. `existsHint` is the command's way around
- * namespaces that exist already; `what` names the load in the generic message.
+ * namespaces that exist already; `what` names the load in the generic message. With `json`, an
+ * interrupted load is also printed on stdout as `{error, code, completed, incomplete, hint}`, for
+ * a program driving the command (stdout holds the result when there is one).
  */
-export function loadFailure(error: unknown, what: string, existsHint: string): CliError {
+export function loadFailure(
+  error: unknown,
+  what: string,
+  existsHint: string,
+  { json = false }: { json?: boolean } = {},
+): CliError {
+  if (error instanceof RestoreInterruptedError) {
+    const failure = interruptedFailure(error, what);
+    if (json)
+      printJson({
+        error: failure.message.split("\n")[0],
+        code: error.code,
+        completed: error.completed,
+        incomplete: error.incomplete,
+        hint: failure.hint,
+      });
+    return failure;
+  }
   if (error instanceof CliError) return error;
   if (error instanceof TargetNamespacesExistError)
     return new CliError(error.message, existsHint, EXIT_NOT_LOADED);
@@ -48,4 +76,36 @@ export function collectionProgressBars(): { onProgress?: (p: LoadProgress) => vo
     },
     stop: () => bars.stop(),
   };
+}
+
+/**
+ * What stopped the load, then the namespaces that are complete and those that are not, and how to
+ * finish: the cause's own advice first (a damaged snapshot cannot be loaded again as it is), then
+ * a rerun with --drop, which may be narrowed to the incomplete namespaces.
+ */
+function interruptedFailure(error: RestoreInterruptedError, what: string): CliError {
+  const cause = error.cause;
+  // The CLI's own source errors (a damaged snapshot block, a cut download) say it best themselves.
+  const said = cause instanceof SourceReadError && cause.cause instanceof CliError ? cause.cause : undefined;
+  const reason = said?.message ?? (cause instanceof Error ? cause.message : String(cause));
+  const list = (namespaces: string[]) => (namespaces.length === 0 ? "none" : namespaces.join(", "));
+  const sources = error.incompleteSources;
+  const includes =
+    sources.length > 0 && sources.length <= MAX_INCLUDES_IN_HINT
+      ? `: ${sources.map((ns) => `--ns-include ${shellQuoted(ns)}`).join(" ")}`
+      : "";
+  const rerun =
+    error.incomplete.length === 0
+      ? "every namespace was loaded and only the check after failed: rerun with --drop to load and check again"
+      : `rerun with --drop (optionally --ns-include for the incomplete ones${includes})`;
+  return new CliError(
+    `${what} stopped: ${reason}\ncomplete: ${list(error.completed)}\nnot complete: ${list(error.incomplete)}`,
+    said?.hint ? `${said.hint}; ${rerun}` : rerun,
+    EXIT_NOT_LOADED,
+  );
+}
+
+/** `text` as one POSIX shell word, to paste into the rerun. */
+function shellQuoted(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
 }

@@ -92,6 +92,7 @@ async function restore(opts: RestoreOptions): Promise<void> {
       error,
       `restore of snapshot ${manifest.snapshotId}`,
       "add --drop to replace them, or --ns-from/--ns-to to restore under other names",
+      { json: opts.json },
     );
   } finally {
     bars.stop();

@@ -1,7 +1,12 @@
 /** A complete snapshot as the CLI reads it from the server: its manifest, and each collection's documents. */
 import type { snapshotView } from "../server/routes/snapshots.js";
-import { splitDocuments } from "../snapshot/fsStore/streams.js";
 import { parseManifest, type SnapshotManifest } from "../snapshot/manifest.js";
+import {
+  documentsUntilTrailer,
+  READ_FAILED,
+  StreamFailureError,
+  type StreamFailure,
+} from "../snapshot/streamTrailer.js";
 import { ApiClient, CliError } from "./apiClient.js";
 
 type SnapshotView = ReturnType<typeof snapshotView> & { manifest?: unknown };
@@ -25,6 +30,7 @@ export function documentsFrom(
         for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>)
           yield Buffer.from(chunk);
       } catch (error) {
+        // Cut without a trailer: the connection dropped, or the server stopped before it could say why.
         throw new CliError(
           `the server stopped sending ${namespace} of snapshot ${snapshotId}: ${(error as Error).message}`,
           `the snapshot may be damaged: run tidemark snapshots verify ${snapshotId} (the server's log names the block)`,
@@ -32,8 +38,37 @@ export function documentsFrom(
         );
       }
     }
-    yield* splitDocuments(chunks());
+    try {
+      yield* documentsUntilTrailer(chunks());
+    } catch (error) {
+      if (error instanceof StreamFailureError) throw unreadableSnapshot(snapshotId, error.failure);
+      throw error;
+    }
   };
+}
+
+/** The server's trailer as the person restoring reads it: which block of which namespace, and what now. */
+function unreadableSnapshot(snapshotId: string, failure: StreamFailure): CliError {
+  const where = failure.block === null ? failure.namespace : `block ${failure.block} of ${failure.namespace}`;
+  // A store the server cannot reach right now is not damage: the same restore works later.
+  if (failure.code === "UNAVAILABLE")
+    return new CliError(
+      `snapshot ${snapshotId}: ${where} cannot be read now: ${failure.message}`,
+      "the server cannot reach its snapshot store; restore again (with --drop) once it can",
+      EXIT_FAILED,
+    );
+  if (failure.code === READ_FAILED || failure.code === "IO")
+    return new CliError(
+      `snapshot ${snapshotId}: ${where} cannot be read: ${failure.message}`,
+      `the server's log has the details; run tidemark snapshots verify ${snapshotId}`,
+      EXIT_FAILED,
+    );
+  // Every other code is a check of the stored bytes that failed (hash, framing, decoding, a missing block).
+  return new CliError(
+    `snapshot ${snapshotId}: ${where} is damaged: ${failure.message}`,
+    `run tidemark snapshots verify ${snapshotId}; restore from another snapshot`,
+    EXIT_FAILED,
+  );
 }
 
 /** The manifest of a complete snapshot; `what` names the command for the error ("restored", "exported"). */

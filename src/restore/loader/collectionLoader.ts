@@ -6,7 +6,7 @@
 import { EJSON, type Document } from "bson";
 import { MongoBulkWriteError, type MongoClient } from "mongodb";
 import { exactDocument, DRIVER_SERIALIZE } from "./exactDocument.js";
-import { LoadError } from "./errors.js";
+import { LoadError, SourceReadError } from "./errors.js";
 import { splitNamespace } from "./namespaceFilter.js";
 
 /** One collection to restore, as a snapshot manifest describes it (plus where its documents are). */
@@ -193,15 +193,31 @@ function describeWriteError(error: unknown): string {
   return (error as Error).message;
 }
 
+/** The plan's documents; an error of the source's becomes a SourceReadError naming the collection. */
+async function* sourceDocuments(plan: PlannedCollection): AsyncGenerator<Uint8Array> {
+  try {
+    yield* plan.documents!();
+  } catch (error) {
+    // Only the source's own errors land here: the loop reading these never throws into it.
+    throw new SourceReadError(plan.namespace, { cause: error });
+  }
+}
+
 /**
  * Loads the documents of every plan that has some. Memory holds at most `parallel` batches being
  * written plus one being filled per collection being read (at most `parallel` of them). Capped
  * collections load one batch at a time so their natural order is the source's order.
+ *
+ * `onCollectionLoaded` runs once all of a collection's documents are written, before its worker
+ * takes the next collection (a restore builds the indexes there, so that each collection is
+ * complete as early as it can be, and an interrupted restore leaves as many complete as it can);
+ * its error stops the load like any other.
  */
 export async function loadDocuments(
   client: MongoClient,
   plans: readonly PlannedCollection[],
   options: DocumentLoadOptions = {},
+  onCollectionLoaded?: (plan: PlannedCollection, loaded: LoadedCounts) => Promise<void>,
 ): Promise<Map<string, LoadedCounts>> {
   const parallel = Math.max(1, Math.floor(options.parallel ?? 4));
   const batchBytes = Math.max(1, options.batchBytes ?? DEFAULT_BATCH_BYTES);
@@ -265,7 +281,7 @@ export async function loadDocuments(
     try {
       let docs: Document[] = [];
       let bytes = 0;
-      for await (const raw of plan.documents!()) {
+      for await (const raw of sourceDocuments(plan)) {
         if (failure) break;
         if (docs.length > 0 && (bytes + raw.byteLength > batchBytes || docs.length >= batchCount)) {
           await send(docs, bytes);
@@ -281,7 +297,13 @@ export async function loadDocuments(
     } finally {
       await Promise.all(inFlight);
     }
-    if (!failure) report(plan, true);
+    if (failure) return;
+    report(plan, true);
+    try {
+      await onCollectionLoaded?.(plan, loaded);
+    } catch (error) {
+      failure ??= error;
+    }
   }
 
   let next = 0;

@@ -2,7 +2,9 @@
  * The restore loader: writes snapshot collections into a target deployment through the official
  * driver. In order: connect and preflight (nothing is written if a namespace exists and `drop`
  * is not given), create collections with their options, then views, load documents byte for
- * byte in parallel batches, build indexes, and compare the target's dbHash with the expected MD5s.
+ * byte in parallel batches, build each collection's indexes once its documents are in, and
+ * compare the target's dbHash with the expected MD5s. A failure after the first write is a
+ * RestoreInterruptedError saying which namespaces are complete.
  */
 import type { MongoClient } from "mongodb";
 import {
@@ -13,6 +15,7 @@ import {
   type LoaderCollection,
   type PlannedCollection,
 } from "./collectionLoader.js";
+import { RestoreInterruptedError } from "./errors.js";
 import { buildIndexes } from "./indexBuilder.js";
 import { createNamespaceFilter, splitNamespace } from "./namespaceFilter.js";
 import { connectTarget, preflightTarget, type ConnectOptions } from "./targetPreflight.js";
@@ -105,7 +108,11 @@ export interface LoadResult {
   verified: boolean;
 }
 
-/** Restores `collections` into the target; see the module comment for the steps. */
+/**
+ * Restores `collections` into the target; see the module comment for the steps. Refusals before
+ * anything is written (unreachable target, existing namespaces) are thrown as they are; any
+ * failure after is thrown as a RestoreInterruptedError whose `cause` it is.
+ */
 export async function loadCollections(options: LoaderOptions): Promise<LoadResult> {
   const plans = planRestore(options.collections, options);
   const log = options.log ?? (() => {});
@@ -124,43 +131,95 @@ export async function loadCollections(options: LoaderOptions): Promise<LoadResul
     for (const namespace of dropped) log(`dropped ${namespace}`);
 
     const results = new Map<string, CollectionResult>();
-    for (const plan of creationOrder(plans)) {
-      const outcome = await createTargetCollection(client, plan, plans);
-      if (outcome.status === "skipped") log(outcome.message);
-      results.set(plan.target, {
-        source: plan.namespace,
-        namespace: plan.target,
-        type: plan.type,
-        status: outcome.status === "created" ? "restored" : "skipped",
-        message: outcome.status === "skipped" ? outcome.message : undefined,
-        documents: 0,
-        bytes: 0,
-        indexes: [],
-      });
+    const completed = new Set<string>();
+    try {
+      const { collections, verification, verified } = await loadPlans(
+        client,
+        plans,
+        options,
+        results,
+        completed,
+      );
+      return { collections, dropped, verification, verified };
+    } catch (error) {
+      throw new RestoreInterruptedError(progressSummary(plans, results, completed), error);
     }
-    const toLoad = plans.filter((plan) => results.get(plan.target)!.status === "restored");
-    const counts = await loadDocuments(client, toLoad, options);
-    for (const [namespace, loaded] of counts) Object.assign(results.get(namespace)!, loaded);
-    for (const plan of toLoad) results.get(plan.target)!.indexes = await buildIndexes(client, plan);
-
-    let verification: VerifyResult[] = [];
-    if (options.verify !== false) {
-      // A time series collection's documents are bucketed by the target, so its dbHash (over
-      // the buckets) cannot be compared with the measurements' MD5.
-      for (const plan of toLoad)
-        if (plan.type === "timeseries") log(`${plan.target}: time series collection, not verified by dbHash`);
-      const expectations = toLoad
-        .filter((plan) => plan.type === "collection" && typeof plan.md5 === "string")
-        .map((plan) => ({ namespace: plan.target, md5: plan.md5! }));
-      verification = await verifyTarget(client, expectations);
-    }
-    return {
-      collections: plans.map((plan) => results.get(plan.target)!),
-      dropped,
-      verification,
-      verified: verification.every((result) => result.match),
-    };
   } finally {
     if (ownClient) await client.close();
   }
+}
+
+/**
+ * Which planned namespaces are complete and which are not. A skipped one (a time series the target
+ * cannot create) is neither: a rerun skips it again.
+ */
+function progressSummary(
+  plans: readonly PlannedCollection[],
+  results: ReadonlyMap<string, CollectionResult>,
+  completed: ReadonlySet<string>,
+) {
+  const incomplete = plans.filter(
+    (plan) => !completed.has(plan.target) && results.get(plan.target)?.status !== "skipped",
+  );
+  return {
+    completed: plans.filter((plan) => completed.has(plan.target)).map((plan) => plan.target),
+    incomplete: incomplete.map((plan) => plan.target),
+    incompleteSources: incomplete.map((plan) => plan.namespace),
+  };
+}
+
+/**
+ * Creates, loads, indexes and verifies, recording each collection's result in `results` and each
+ * namespace in `completed` as soon as it is (a view once created, a collection once its documents
+ * and indexes are in).
+ */
+async function loadPlans(
+  client: MongoClient,
+  plans: readonly PlannedCollection[],
+  options: LoaderOptions,
+  results: Map<string, CollectionResult>,
+  completed: Set<string>,
+): Promise<Omit<LoadResult, "dropped">> {
+  const log = options.log ?? (() => {});
+  for (const plan of creationOrder(plans)) {
+    const outcome = await createTargetCollection(client, plan, plans);
+    if (outcome.status === "skipped") log(outcome.message);
+    results.set(plan.target, {
+      source: plan.namespace,
+      namespace: plan.target,
+      type: plan.type,
+      status: outcome.status === "created" ? "restored" : "skipped",
+      message: outcome.status === "skipped" ? outcome.message : undefined,
+      documents: 0,
+      bytes: 0,
+      indexes: [],
+    });
+    if (plan.type === "view" && outcome.status === "created") completed.add(plan.target);
+  }
+  const toLoad = plans.filter((plan) => results.get(plan.target)!.status === "restored");
+  const finish = async (plan: PlannedCollection) => {
+    results.get(plan.target)!.indexes = await buildIndexes(client, plan);
+    completed.add(plan.target);
+  };
+  const counts = await loadDocuments(client, toLoad, options, finish);
+  for (const [namespace, loaded] of counts) Object.assign(results.get(namespace)!, loaded);
+  // Views, and collections given no documents to read, are not finished by the load above.
+  for (const plan of toLoad) if (plan.type !== "view" && !completed.has(plan.target)) await finish(plan);
+
+  let verification: VerifyResult[] = [];
+  if (options.verify !== false) {
+    // A time series collection's documents are bucketed by the target, so its dbHash (over
+    // the buckets) cannot be compared with the measurements' MD5.
+    for (const plan of toLoad)
+      if (plan.type === "timeseries") log(`${plan.target}: time series collection, not verified by dbHash`);
+    const expectations = toLoad
+      .filter((plan) => plan.type === "collection" && typeof plan.md5 === "string")
+      .map((plan) => ({ namespace: plan.target, md5: plan.md5! }));
+    verification = await verifyTarget(client, expectations);
+  }
+  return {
+    collections: plans.map((plan) => results.get(plan.target)!),
+    verification,
+    verified: verification.every((result) => result.match),
+  };
 }
