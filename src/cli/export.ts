@@ -1,14 +1,13 @@
 import { Command } from "commander";
 import type { ExportProgress, ExportResult } from "../restore/export.js";
-import { ApiClient, CliError } from "./apiClient.js";
+import { CliError } from "./apiClient.js";
 import { formatBytes, printJson, table } from "./output.js";
-import { completeSnapshotManifest, documentsFrom } from "./snapshotSource.js";
+import { openRestoreSource, type SourceOptions } from "./restoreSource.js";
 
 /** Exit codes: 0 exported; 2 nothing exported (bad input, the destination exists, a damaged snapshot). */
 const EXIT_FAILED = 2;
 
-interface ExportOptions {
-  snapshot: string;
+interface ExportOptions extends SourceOptions {
   out?: string;
   archive?: string;
   gzip: boolean;
@@ -32,7 +31,7 @@ function progressLine(): { onProgress?: (p: ExportProgress) => void; stop(): voi
   };
 }
 
-function describe(result: ExportResult, snapshotId: string): string {
+function describe(result: ExportResult, label: string): string {
   const rows = [["COLLECTION", "TYPE", "DOCUMENTS", "BYTES", "FILE"]];
   for (const c of result.collections)
     rows.push([
@@ -44,7 +43,7 @@ function describe(result: ExportResult, snapshotId: string): string {
     ]);
   const what = result.format === "directory" ? "mongodump directory" : "mongodump archive";
   return (
-    `${table(rows)}\nsnapshot ${snapshotId} → ${what} ${result.path}` +
+    `${table(rows)}\n${label} → ${what} ${result.path}` +
     `${result.gzip ? " (gzip)" : ""}, ${formatBytes(result.bytesWritten)}\n`
   );
 }
@@ -58,9 +57,9 @@ async function exportSnapshot(opts: ExportOptions): Promise<void> {
     );
   const { exportArchive, exportDirectory, ExportMismatchError, ExportTargetExistsError } =
     await import("../restore/export.js");
-  const api = ApiClient.fromEnvironment();
-  const manifest = await completeSnapshotManifest(api, opts.snapshot, "exported");
-  const documentsOf = (c: { namespace: string }) => documentsFrom(api, manifest.snapshotId, c.namespace)();
+  const source = await openRestoreSource(opts, "exported");
+  const manifest = { collections: source.collections };
+  const documentsOf = (c: { namespace: string }) => source.documentsOf(c.namespace)();
   const progress = progressLine();
   let result: ExportResult;
   try {
@@ -74,29 +73,33 @@ async function exportSnapshot(opts: ExportOptions): Promise<void> {
       throw new CliError(error.message, "choose a new path, or remove the old export first", EXIT_FAILED);
     if (error instanceof ExportMismatchError)
       throw new CliError(
-        `export of snapshot ${manifest.snapshotId} failed (nothing was kept): ${error.message}`,
-        `run tidemark snapshots verify ${manifest.snapshotId}`,
+        `export of ${source.label} failed (nothing was kept): ${error.message}`,
+        source.checkHint,
         EXIT_FAILED,
       );
     if (error instanceof CliError) throw error;
     throw new CliError(
-      `export of snapshot ${manifest.snapshotId} failed (nothing was kept): ${(error as Error).message}`,
+      `export of ${source.label} failed (nothing was kept): ${(error as Error).message}`,
       undefined,
       EXIT_FAILED,
     );
   } finally {
     progress.stop();
+    await source.release();
   }
-  if (opts.json) printJson({ snapshotId: manifest.snapshotId, ...result });
-  else process.stdout.write(describe(result, manifest.snapshotId));
+  if (opts.json) printJson({ ...source.describe, ...result });
+  else process.stdout.write(describe(result, source.label));
 }
 
 export function exportCommand(): Command {
   return new Command("export")
     .description(
-      "Write a snapshot as mongodump output, a directory or an archive (uses TIDEMARK_URL, TIDEMARK_API_KEY)",
+      "Write a snapshot, or a deployment at a point in time, as mongodump output: a directory or an archive (uses TIDEMARK_URL, TIDEMARK_API_KEY)",
     )
-    .requiredOption("--snapshot <id>", "the snapshot to export (tidemark snapshots list NAME)")
+    .option("--snapshot <id>", "the snapshot to export (tidemark snapshots list NAME)")
+    .option("--deployment <name>", "export this deployment at a point in time (with --at or --at-ts)")
+    .option("--at <time>", "ISO 8601 wall time, e.g. 2026-11-24T10:15:30Z: every oplog entry of that second")
+    .option("--at-ts <seconds:increment>", "an oplog timestamp: up to and including that entry")
     .option("--out <dir>", "write a mongodump directory (<dir>/<db>/<coll>.bson, .metadata.json)")
     .option("--archive <file>", "write a mongodump archive file (mongodump --archive)")
     .option("--gzip", "gzip the files (directory) or the whole archive, as mongodump --gzip", false)
@@ -108,12 +111,14 @@ Streams each collection from the server and writes what mongorestore (and tidema
 mongodump's file names and metadata.json (views as metadata only, time series as their buckets),
 or the archive format with its CRC-64s. The export is written under a temporary name and renamed
 at the end; an existing file or non-empty directory is never overwritten. Each collection's count
-and MD5 are checked against the snapshot's manifest. Exit codes: 0 exported; 2 nothing exported
+and MD5 are checked against the snapshot's manifest (a point in time: against the server's
+materialised copy). Exit codes: 0 exported; 2 nothing exported
 (bad input, the destination exists, a damaged snapshot).
 
 Examples:
   $ tidemark export --snapshot 3f2a... --out ./dump --gzip
   $ tidemark export --snapshot 3f2a... --archive shop.archive.gz --gzip
+  $ tidemark export --deployment rs0 --at 2026-11-24T10:15:30Z --archive rs0.archive
   $ mongorestore --gzip --archive=shop.archive.gz --uri "$TARGET"`,
     )
     .action(exportSnapshot);

@@ -1,18 +1,17 @@
 import { Command, Option } from "commander";
 import type { LoaderCollection, LoadResult } from "../restore/loader/index.js";
-import type { SnapshotManifest } from "../snapshot/manifest.js";
-import { ApiClient, CliError } from "./apiClient.js";
+import { CliError } from "./apiClient.js";
 import { formatBytes, printJson, table } from "./output.js";
 import { collectionProgressBars, EXIT_NOT_LOADED, loadFailure } from "./loading.js";
 import { positiveInteger } from "./parsers.js";
-import { completeSnapshotManifest, documentsFrom } from "./snapshotSource.js";
+import { openRestoreSource, type RestoreSource, type SourceOptions } from "./restoreSource.js";
+import { restoreRangesCommand } from "./restoreRanges.js";
 
 /** Exit codes: 1 the restore ran but a collection does not match the snapshot; 2 no restore. */
 const EXIT_MISMATCH = 1;
 
-interface RestoreOptions {
-  snapshot: string;
-  to: string;
+interface RestoreOptions extends SourceOptions {
+  to?: string;
   drop: boolean;
   nsInclude: string[];
   nsExclude: string[];
@@ -25,8 +24,8 @@ interface RestoreOptions {
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-function collectionsOf(api: ApiClient, manifest: SnapshotManifest): LoaderCollection[] {
-  return manifest.collections.map((c) => ({
+function collectionsOf(source: RestoreSource): LoaderCollection[] {
+  return source.collections.map((c) => ({
     namespace: c.namespace,
     type: c.type,
     options: c.options,
@@ -34,11 +33,11 @@ function collectionsOf(api: ApiClient, manifest: SnapshotManifest): LoaderCollec
     md5: c.md5,
     count: c.count,
     bytes: c.bytes,
-    documents: c.type === "view" ? undefined : documentsFrom(api, manifest.snapshotId, c.namespace),
+    documents: c.type === "view" ? undefined : source.documentsOf(c.namespace),
   }));
 }
 
-function describe(result: LoadResult, manifest: SnapshotManifest, target: string): string {
+function describe(result: LoadResult, source: RestoreSource, target: string): string {
   const rows = [["COLLECTION", "RESULT", "DOCUMENTS", "BYTES", "INDEXES"]];
   const verified = new Map(result.verification.map((v) => [v.namespace, v.match]));
   for (const c of result.collections) {
@@ -54,9 +53,9 @@ function describe(result: LoadResult, manifest: SnapshotManifest, target: string
     rows.push([c.namespace, status, String(c.documents), formatBytes(c.bytes), String(c.indexes.length)]);
   }
   const summary = result.verified
-    ? `every collection restored ${result.verification.length > 0 ? "and matching the snapshot's dbHash" : "(not verified)"}`
-    : "some collections do NOT match the snapshot";
-  return `${table(rows)}\nsnapshot ${manifest.snapshotId} (${manifest.deploymentName} at ${manifest.ts.t}:${manifest.ts.i}) → ${target}: ${summary}\n`;
+    ? `every collection restored ${result.verification.length > 0 ? `and matching ${source.expected} dbHash` : "(not verified)"}`
+    : `some collections do NOT match ${source.expected} dbHash`;
+  return `${table(rows)}\n${source.label} → ${target}: ${summary}\n`;
 }
 
 async function restore(opts: RestoreOptions): Promise<void> {
@@ -68,14 +67,15 @@ async function restore(opts: RestoreOptions): Promise<void> {
       "for example --ns-from 'shop.*' --ns-to 'shop_copy.*'",
       EXIT_NOT_LOADED,
     );
-  const api = ApiClient.fromEnvironment();
-  const manifest = await completeSnapshotManifest(api, opts.snapshot, "restored");
+  if (opts.to === undefined)
+    throw new CliError("--to is required: the MongoDB URI to restore into", undefined, EXIT_NOT_LOADED);
+  const source = await openRestoreSource(opts, "restored");
   const bars = collectionProgressBars();
   let result: LoadResult;
   try {
     result = await loadCollections({
       uri: opts.to,
-      collections: collectionsOf(api, manifest),
+      collections: collectionsOf(source),
       drop: opts.drop,
       include: opts.nsInclude,
       exclude: opts.nsExclude,
@@ -90,24 +90,25 @@ async function restore(opts: RestoreOptions): Promise<void> {
   } catch (error) {
     throw loadFailure(
       error,
-      `restore of snapshot ${manifest.snapshotId}`,
+      `restore of ${source.label}`,
       "add --drop to replace them, or --ns-from/--ns-to to restore under other names",
       { json: opts.json },
     );
   } finally {
     bars.stop();
+    await source.release();
   }
   // A stream cut at a document boundary would go unnoticed by the framing: counts say so.
   const short = result.collections.filter((c) => {
-    const expected = manifest.collections.find((m) => m.namespace === c.source);
+    const expected = source.collections.find((m) => m.namespace === c.source);
     return c.status === "restored" && c.type === "collection" && expected && expected.count !== c.documents;
   });
-  if (opts.json) printJson({ snapshotId: manifest.snapshotId, to: redactUri(opts.to), ...result });
-  else process.stdout.write(describe(result, manifest, redactUri(opts.to)));
+  if (opts.json) printJson({ ...source.describe, to: redactUri(opts.to), ...result });
+  else process.stdout.write(describe(result, source, redactUri(opts.to)));
   if (short.length > 0)
     throw new CliError(
-      `incomplete: ${short.map((c) => c.namespace).join(", ")} got fewer documents than the snapshot holds`,
-      `run tidemark snapshots verify ${manifest.snapshotId}, then restore again with --drop`,
+      `incomplete: ${short.map((c) => c.namespace).join(", ")} got fewer documents than ${source.label} holds`,
+      `${source.checkHint}, then restore again with --drop`,
       EXIT_NOT_LOADED,
     );
   if (!result.verified) process.exitCode = EXIT_MISMATCH;
@@ -115,12 +116,14 @@ async function restore(opts: RestoreOptions): Promise<void> {
 
 export function restoreCommand(): Command {
   return new Command("restore")
-    .description("Restore a snapshot into a MongoDB deployment (uses TIDEMARK_URL, TIDEMARK_API_KEY)")
-    .requiredOption("--snapshot <id>", "the snapshot to restore (tidemark snapshots list NAME)")
-    .requiredOption(
-      "--to <uri>",
-      "the target deployment's MongoDB URI (its credentials stay on this machine)",
+    .description(
+      "Restore a snapshot, or a deployment at any point in time, into a MongoDB deployment (uses TIDEMARK_URL, TIDEMARK_API_KEY)",
     )
+    .option("--snapshot <id>", "the snapshot to restore (tidemark snapshots list NAME)")
+    .option("--deployment <name>", "restore this deployment at a point in time (with --at or --at-ts)")
+    .option("--at <time>", "ISO 8601 wall time, e.g. 2026-11-24T10:15:30Z: every oplog entry of that second")
+    .option("--at-ts <seconds:increment>", "an oplog timestamp: up to and including that entry")
+    .option("--to <uri>", "the target deployment's MongoDB URI (its credentials stay on this machine)")
     .option(
       "--drop",
       "drop target collections that exist (otherwise the restore refuses before writing)",
@@ -141,20 +144,27 @@ export function restoreCommand(): Command {
     )
     .option("--ns-to <pattern>", "rename: target namespace pattern, e.g. 'shop_copy.$coll$'", collect, [])
     .option("--parallel <n>", "collections loaded at once", positiveInteger, 4)
-    .addOption(new Option("--no-verify", "skip the dbHash comparison with the snapshot at the end"))
+    .addOption(new Option("--no-verify", "skip the dbHash comparison at the end"))
     .option("--json", "print the result as JSON", false)
     .addHelpText(
       "after",
       `
 Creates the collections with their options and the views, loads the documents in parallel raw
-batches, builds the indexes after the data, then compares each collection's dbHash on the target
-with the snapshot's. Exit codes: 0 restored and matching; 1 restored but a collection does not
-match; 2 no restore (bad input, target unreachable, namespaces exist without --drop, a damaged
-snapshot).
+batches, builds each collection's indexes after its data, then compares each collection's dbHash
+on the target with the expected one. A point in time is the newest snapshot at or before it, plus
+the oplog up to and including it, applied by the server in a temporary head database first
+(tidemark restore ranges NAME lists the points that can be restored). Exit codes: 0 restored and
+matching; 1 restored but a collection does not match; 2 no restore or not all of it (bad input,
+a point outside the ranges, target unreachable, namespaces exist without --drop, a damaged
+snapshot; an interrupted restore lists the namespaces that are complete).
 
 Examples:
   $ tidemark restore --snapshot 3f2a... --to mongodb://127.0.0.1:27018/?directConnection=true
-  $ tidemark restore --snapshot 3f2a... --to "$TARGET" --drop --ns-include 'shop.*' --json`,
+  $ tidemark restore --snapshot 3f2a... --to "$TARGET" --drop --ns-include 'shop.*' --json
+  $ tidemark restore --deployment rs0 --at 2026-11-24T10:15:30Z --to "$TARGET"
+  $ tidemark restore --deployment rs0 --at-ts 1764000000:3 --to "$TARGET" --drop
+  $ tidemark restore ranges rs0`,
     )
+    .addCommand(restoreRangesCommand())
     .action(restore);
 }

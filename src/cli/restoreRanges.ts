@@ -14,7 +14,14 @@ function describe(view: RangesView): string {
     return `${view.deploymentName}: nothing can be restored yet (no complete snapshot); take one with tidemark snapshots take ${view.deploymentName}\n`;
   const rows = [["FROM", "TO", "FROM TS", "TO TS", "KIND", "SNAPSHOTS"]];
   for (const r of view.ranges)
-    rows.push([r.fromTime, r.toTime, `${r.from.t}:${r.from.i}`, `${r.to.t}:${r.to.i}`, r.kind, String(r.snapshots.length)]);
+    rows.push([
+      r.fromTime,
+      r.toTime,
+      `${r.from.t}:${r.from.i}`,
+      `${r.to.t}:${r.to.i}`,
+      r.kind,
+      String(r.snapshots.length),
+    ]);
   return (
     `${table(rows)}\n${view.deploymentName}: any point from FROM to TO (inclusive) can be restored; ` +
     "a 'snapshot' range is that snapshot alone (the oplog after it is not stored)\n"
@@ -23,25 +30,33 @@ function describe(view: RangesView): string {
 
 async function ranges(name: string, opts: { json: boolean }): Promise<void> {
   const api = ApiClient.fromEnvironment();
-  const view = await api.request<RangesView>("GET", `/api/v1/deployments/${encodeURIComponent(name)}/restore-ranges`);
+  const view = await api.request<RangesView>(
+    "GET",
+    `/api/v1/deployments/${encodeURIComponent(name)}/restore-ranges`,
+  );
   if (opts.json) printJson(view);
   else process.stdout.write(describe(view));
 }
 
 export function restoreRangesCommand(): Command {
-  return new Command("ranges")
-    .description("List the points in time a deployment can be restored to")
-    .argument("<deployment>", "the deployment's name or id")
-    .option("--json", "print the ranges as JSON", false)
-    .addHelpText(
-      "after",
-      `
+  return (
+    new Command("ranges")
+      .description("List the points in time a deployment can be restored to")
+      .argument("<deployment>", "the deployment's name or id")
+      .option("--json", "print the ranges as JSON", false)
+      .addHelpText(
+        "after",
+        `
 A range starts at a complete snapshot and runs as far as the oplog slices after it are stored
 without a gap (the retention window and a resync cut it). Times are the oplog's clock (seconds).
 
 Examples:
   $ tidemark restore ranges rs0
   $ tidemark restore ranges rs0 --json | jq '.ranges[-1].toTime'`,
-    )
-    .action(ranges);
+      )
+      // `restore` has a --json of its own, which takes the flag wherever it is on the line.
+      .action((name: string, _opts: unknown, command: Command) =>
+        ranges(name, command.optsWithGlobals<{ json: boolean }>()),
+      )
+  );
 }

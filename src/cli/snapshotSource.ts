@@ -14,37 +14,54 @@ type SnapshotView = ReturnType<typeof snapshotView> & { manifest?: unknown };
 /** Exit code of a command that did nothing (bad input, a damaged snapshot). */
 const EXIT_FAILED = 2;
 
+/** How a failed collection download is told: a cut without trailer, and the server's trailer. */
+export interface DownloadErrors {
+  cut: (error: Error) => CliError;
+  trailer: (failure: StreamFailure) => CliError;
+}
+
+/** Raw BSON documents streamed from `path` on the server, ending at the error trailer if one comes. */
+export async function* streamedDocuments(
+  api: ApiClient,
+  path: string,
+  errors: DownloadErrors,
+): AsyncGenerator<Buffer> {
+  const response = await api.stream(path);
+  if (!response.body) return;
+  async function* chunks(): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>)
+        yield Buffer.from(chunk);
+    } catch (error) {
+      // Cut without a trailer: the connection dropped, or the server stopped before it could say why.
+      throw errors.cut(error as Error);
+    }
+  }
+  try {
+    yield* documentsUntilTrailer(chunks());
+  } catch (error) {
+    if (error instanceof StreamFailureError) throw errors.trailer(error.failure);
+    throw error;
+  }
+}
+
 /** One collection's documents, streamed from the server as raw BSON (the CLI holds the target's credentials, the server never does). */
 export function documentsFrom(
   api: ApiClient,
   snapshotId: string,
   namespace: string,
 ): () => AsyncIterable<Uint8Array> {
-  return async function* () {
-    const response = await api.stream(
-      `/api/v1/snapshots/${encodeURIComponent(snapshotId)}/collections/${encodeURIComponent(namespace)}`,
-    );
-    if (!response.body) return;
-    async function* chunks(): AsyncGenerator<Buffer> {
-      try {
-        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>)
-          yield Buffer.from(chunk);
-      } catch (error) {
-        // Cut without a trailer: the connection dropped, or the server stopped before it could say why.
-        throw new CliError(
-          `the server stopped sending ${namespace} of snapshot ${snapshotId}: ${(error as Error).message}`,
+  const path = `/api/v1/snapshots/${encodeURIComponent(snapshotId)}/collections/${encodeURIComponent(namespace)}`;
+  return () =>
+    streamedDocuments(api, path, {
+      cut: (error) =>
+        new CliError(
+          `the server stopped sending ${namespace} of snapshot ${snapshotId}: ${error.message}`,
           `the snapshot may be damaged: run tidemark snapshots verify ${snapshotId} (the server's log names the block)`,
           EXIT_FAILED,
-        );
-      }
-    }
-    try {
-      yield* documentsUntilTrailer(chunks());
-    } catch (error) {
-      if (error instanceof StreamFailureError) throw unreadableSnapshot(snapshotId, error.failure);
-      throw error;
-    }
-  };
+        ),
+      trailer: (failure) => unreadableSnapshot(snapshotId, failure),
+    });
 }
 
 /** The server's trailer as the person restoring reads it: which block of which namespace, and what now. */
