@@ -138,12 +138,12 @@ export class RestoreRepository {
     return cut;
   }
 
-  /** Restores whose files should go now. */
+  /** Restores whose files should go now (a failed one's went when it failed). */
   due(now: number): RestoreRecord[] {
     return (
       this.db
         .prepare(
-          "SELECT * FROM restores WHERE status != 'expired' AND expires_at IS NOT NULL AND expires_at <= ?",
+          "SELECT * FROM restores WHERE status NOT IN ('expired', 'failed') AND expires_at IS NOT NULL AND expires_at <= ?",
         )
         .all(now) as Row[]
     ).map(fromRow);
