@@ -1,3 +1,4 @@
+import { deploymentRanges, isoOf } from "../restore/pointInTime/index.js";
 import type { Catalog } from "../catalog/index.js";
 import { PHASES, type DeploymentRecord, type Phase } from "../catalog/deployments.js";
 import type { JobState, OpTimeJson } from "../protocol/agentProtocol.js";
@@ -50,6 +51,8 @@ export interface DeploymentView {
     wallTime: string | null;
     storeKind: string;
   } | null;
+  /** What can be restored: from the oldest restorable point to the newest, and how many gaps between. */
+  restorable: { from: string; to: string; gaps: number } | null;
 }
 
 function phaseStatus(record: DeploymentRecord, phase: Phase): PhaseView["status"] {
@@ -150,7 +153,14 @@ export function deploymentView(record: DeploymentRecord, catalog: Catalog, daemo
     snapshotStore: record.snapshotStore,
     snapshotSchedule: record.snapshotSchedule,
     lastSnapshot: lastSnapshotOf(catalog, record.id),
+    restorable: restorableOf(catalog, record),
   };
+}
+
+function restorableOf(catalog: Catalog, record: DeploymentRecord): DeploymentView["restorable"] {
+  const ranges = deploymentRanges(catalog, record);
+  if (ranges.length === 0) return null;
+  return { from: isoOf(ranges[0].from), to: isoOf(ranges[ranges.length - 1].to), gaps: ranges.length - 1 };
 }
 
 function lastSnapshotOf(catalog: Catalog, deploymentId: string): DeploymentView["lastSnapshot"] {

@@ -291,6 +291,11 @@ describe("Backup page", () => {
       .toMatch(/ ago .*, blockstore$/);
     const view = (await fx.api<DeploymentView>("GET", "/api/v1/deployments/live")).body;
     expect(view.lastSnapshot?.storeKind).toBe("blockstore");
+    // From that snapshot on, every point can be restored: the page shows the window.
+    expect(view.restorable?.from).toBe(view.lastSnapshot?.wallTime);
+    await expect
+      .poll(() => live.locator('[data-fact="restorable"] dd').textContent(), UPDATE)
+      .toContain(`${view.lastSnapshot!.wallTime} → `);
     expect(view.oplog.lastReceivedAt).not.toBeNull();
     expect(Date.parse(view.oplog.lastReceivedAt!)).toBeLessThanOrEqual(Date.now());
 

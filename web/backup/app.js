@@ -215,6 +215,7 @@ function createCard(d) {
   const agent = fact("Agent", "agent");
   const slices = fact("Stored slices", "slices");
   const lastSnapshot = fact("Last snapshot", "last-snapshot");
+  const restorable = fact("Restorable", "restorable");
 
   const phasesTitle = make("h4", "visually-hidden", "Phases");
   const phases = make("ol", "phases");
@@ -235,6 +236,7 @@ function createCard(d) {
     agent,
     slices,
     lastSnapshot,
+    restorable,
     phases,
     phaseRows: new Map(),
     lastState: undefined,
@@ -296,6 +298,14 @@ function updateCard(card, d) {
   setText(
     card.lastSnapshot,
     snap ? `${snap.wallTime ? ago(snap.wallTime) : formatOpTime(snap.ts)}, ${snap.storeKind}` : "none yet",
+  );
+  const r = d.restorable;
+  setText(
+    card.restorable,
+    r
+      ? `${r.from} → ${r.to}` +
+          (r.gaps > 0 ? ` (${r.gaps} gap${r.gaps > 1 ? "s" : ""}: tidemark restore ranges ${d.name})` : "")
+      : "nothing yet (needs a snapshot)",
   );
   setText(card.agent, describeAgent(d.agent));
   const s = d.slices;
