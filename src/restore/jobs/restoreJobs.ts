@@ -379,7 +379,7 @@ export class RestoreJobs {
       onProgress: (p) => catalog.restores.setProgress(id, p),
     });
     running.head = point.head;
-    const described = describeImage(point.head);
+    const described = await describeImage(point.head);
     const uuids = new Map(described.collections.map((c) => [c.namespace, c.uuid]));
     return {
       collections: described.collections,

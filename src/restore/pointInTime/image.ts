@@ -17,23 +17,26 @@ export interface ImageDescription {
   databases: SnapshotManifest["databases"];
 }
 
-/** Every namespace of the head database, with digests from one scan of each collection. */
-export function describeImage(head: HeadDatabase): ImageDescription {
-  return head.readSnapshot((view) => {
-    const collections: ManifestCollection[] = [];
-    for (const db of view.catalog.databases())
-      for (const entry of view.catalog.namespaces(db)) {
-        const described = describeNamespace(entry);
-        if (entry.type === "view") {
-          collections.push({ ...described, count: 0, bytes: 0, md5: null });
-          continue;
-        }
-        const digest = new CollectionDigest();
-        for (const { raw } of view.documents.scan(entry.collection.uuid)) digest.add(raw);
-        collections.push({ ...described, count: digest.count, bytes: digest.bytes, md5: digest.hex() });
-      }
-    return { collections, databases: databaseHashes(collections) };
-  });
+/**
+ * Every namespace of the head database, with digests from one scan of each collection (a chunk at
+ * a time, so the server keeps answering while a large point in time is described).
+ */
+export async function describeImage(head: HeadDatabase): Promise<ImageDescription> {
+  const entries = head.readSnapshot((view) =>
+    view.catalog.databases().flatMap((db) => view.catalog.namespaces(db)),
+  );
+  const collections: ManifestCollection[] = [];
+  for (const entry of entries) {
+    const described = describeNamespace(entry);
+    if (entry.type === "view") {
+      collections.push({ ...described, count: 0, bytes: 0, md5: null });
+      continue;
+    }
+    const digest = new CollectionDigest();
+    for await (const raw of imageDocuments(head, entry.collection.uuid)) digest.add(raw);
+    collections.push({ ...described, count: digest.count, bytes: digest.bytes, md5: digest.hex() });
+  }
+  return { collections, databases: databaseHashes(collections) };
 }
 
 /** The documents of collection `uuid` in `_id` order, copied out a chunk at a time. */
@@ -50,6 +53,7 @@ export async function* imageDocuments(head: HeadDatabase, uuid: UUID): AsyncGene
     });
     if (chunk.length === 0) return;
     for (const { raw } of chunk) yield raw;
+    await new Promise((resolve) => setImmediate(resolve));
     after = chunk[chunk.length - 1].idKey;
     if (chunk.length < CHUNK_DOCUMENTS) return;
   }
