@@ -15,7 +15,8 @@ import { HttpError, notFound } from "../errors.js";
 /** The longest a link is valid for. */
 const LINK_MS = 3600_000;
 
-const RENEW_HINT = "get a new link: GET /api/v1/restores/ID (downloadUrl), or tidemark restores download ID";
+const RENEW_HINT =
+  "get a new link: GET /api/v1/restores/ID with the admin key (its downloadUrl), valid for an hour";
 
 const downloadPath = (id: string) => `/api/v1/restores/${encodeURIComponent(id)}/download`;
 
