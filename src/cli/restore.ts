@@ -60,7 +60,8 @@ function describe(result: LoadResult, source: RestoreSource, target: string): st
 
 async function restore(opts: RestoreOptions): Promise<void> {
   // Loaded when run: the driver is not needed by the other commands.
-  const { createNamespaceRenamer, loadCollections, redactUri } = await import("../restore/loader/index.js");
+  const { connectTarget, createNamespaceRenamer, loadCollections, redactUri } =
+    await import("../restore/loader/index.js");
   if (opts.nsFrom.length !== opts.nsTo.length)
     throw new CliError(
       "--ns-from and --ns-to go in pairs",
@@ -69,12 +70,24 @@ async function restore(opts: RestoreOptions): Promise<void> {
     );
   if (opts.to === undefined)
     throw new CliError("--to is required: the MongoDB URI to restore into", undefined, EXIT_NOT_LOADED);
-  const source = await openRestoreSource(opts, "restored");
+  const existsHint = "add --drop to replace them, or --ns-from/--ns-to to restore under other names";
+  // The target first: an unreachable one or wrong credentials stop the restore before the
+  // server does any work (a point in time is materialised first).
+  const client = await connectTarget(opts.to).catch((error: unknown) => {
+    throw loadFailure(error, `restore into ${redactUri(opts.to!)}`, existsHint, { json: opts.json });
+  });
+  let source: RestoreSource;
+  try {
+    source = await openRestoreSource(opts, "restored");
+  } catch (error) {
+    await client.close();
+    throw error;
+  }
   const bars = collectionProgressBars();
   let result: LoadResult;
   try {
     result = await loadCollections({
-      uri: opts.to,
+      client,
       collections: collectionsOf(source),
       drop: opts.drop,
       include: opts.nsInclude,
@@ -88,14 +101,10 @@ async function restore(opts: RestoreOptions): Promise<void> {
       log: (line) => process.stderr.write(`${line}\n`),
     });
   } catch (error) {
-    throw loadFailure(
-      error,
-      `restore of ${source.label}`,
-      "add --drop to replace them, or --ns-from/--ns-to to restore under other names",
-      { json: opts.json },
-    );
+    throw loadFailure(error, `restore of ${source.label}`, existsHint, { json: opts.json });
   } finally {
     bars.stop();
+    await client.close();
     await source.release();
   }
   // A stream cut at a document boundary would go unnoticed by the framing: counts say so.

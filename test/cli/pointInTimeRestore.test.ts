@@ -161,4 +161,24 @@ describe("tidemark restore / export at a point in time", () => {
     }
     expect(await target.client.db("shop").listCollections().toArray()).toEqual([]);
   }, 60_000);
+
+  it("checks the target before the server materialises anything", async () => {
+    const jobs = async () =>
+      (await fx.api<{ restores: unknown[] }>("GET", "/api/v1/restores")).body.restores.length;
+    const before = await jobs();
+    const unreachable = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500";
+    const run = await cli(
+      "restore",
+      "--deployment",
+      "rs",
+      "--at-ts",
+      `${middle.ts.t}:${middle.ts.i}`,
+      "--to",
+      unreachable,
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("127.0.0.1:1");
+    expect(run.stderr).toContain("--to URI");
+    expect(await jobs()).toBe(before);
+  }, 60_000);
 });
