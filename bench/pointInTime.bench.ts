@@ -56,22 +56,25 @@ function oplogEntries(uuid: UUID, documents: number, entries: number, fromSecond
   return out;
 }
 
+/** A head database holding bench documents 0 .. documents - 1 in bench.orders. */
+function benchHead(path: string, uuid: UUID, documents: number): HeadDatabase {
+  const head = HeadDatabase.open({ path });
+  head.write(() => head.createCollection({ uuid, db: "bench", name: "orders" }));
+  for (let i = 0; i < documents; i += INSERT_BATCH) {
+    const batch = Array.from({ length: Math.min(INSERT_BATCH, documents - i) }, (_, k) =>
+      serialize(benchDocument(i + k)),
+    );
+    head.write(() => head.insertDocuments(uuid, batch));
+  }
+  return head;
+}
+
 export async function pointInTimeBench(options: { totalBytes: number; entries: number }): Promise<Figure[]> {
   const dir = mkdtempSync(join(tmpdir(), "tidemark-bench-pitr-"));
   try {
     const uuid = new UUID();
     const documents = Math.max(1000, Math.floor(options.totalBytes / 1024));
-    const source = HeadDatabase.open({ path: join(dir, "source") });
-    source.write(() => source.createCollection({ uuid, db: "bench", name: "orders" }));
-    for (let i = 0; i < documents; i += INSERT_BATCH)
-      source.write(() =>
-        source.insertDocuments(
-          uuid,
-          Array.from({ length: Math.min(INSERT_BATCH, documents - i) }, (_, k) =>
-            serialize(benchDocument(i + k)),
-          ),
-        ),
-      );
+    const source = benchHead(join(dir, "source"), uuid, documents);
     const snapshotSecond = Math.floor(Date.now() / 1000) - 86_400;
     source.write(() =>
       source.state.setAppliedOptime({
@@ -138,17 +141,7 @@ export async function pointInTimeBench(options: { totalBytes: number; entries: n
     const pitrPerS = point.entriesApplied / ((ended - applyStarted) / 1000);
 
     // The applier alone on the same entries, in memory, over a copy of the same snapshot.
-    const bare = HeadDatabase.open({ path: join(dir, "bare") });
-    bare.write(() => bare.createCollection({ uuid, db: "bench", name: "orders" }));
-    for (let i = 0; i < documents; i += INSERT_BATCH)
-      bare.write(() =>
-        bare.insertDocuments(
-          uuid,
-          Array.from({ length: Math.min(INSERT_BATCH, documents - i) }, (_, k) =>
-            serialize(benchDocument(i + k)),
-          ),
-        ),
-      );
+    const bare = benchHead(join(dir, "bare"), uuid, documents);
     const applier = new OplogApplier(bare);
     const bareStarted = performance.now();
     for (let k = 0; k < entries.length; k += ENTRIES_PER_SLICE)

@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import type { LoaderCollection, LoadResult } from "../restore/loader/index.js";
+import type { LoadResult } from "../restore/loader/index.js";
 import { CliError } from "./apiClient.js";
 import { formatBytes, printJson, table } from "./output.js";
 import { collectionProgressBars, EXIT_NOT_LOADED, loadFailure } from "./loading.js";
@@ -24,19 +24,6 @@ interface RestoreOptions extends SourceOptions {
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-function collectionsOf(source: RestoreSource): LoaderCollection[] {
-  return source.collections.map((c) => ({
-    namespace: c.namespace,
-    type: c.type,
-    options: c.options,
-    indexes: c.indexes,
-    md5: c.md5,
-    count: c.count,
-    bytes: c.bytes,
-    documents: c.type === "view" ? undefined : source.documentsOf(c.namespace),
-  }));
-}
-
 function describe(result: LoadResult, source: RestoreSource, target: string): string {
   const rows = [["COLLECTION", "RESULT", "DOCUMENTS", "BYTES", "INDEXES"]];
   const verified = new Map(result.verification.map((v) => [v.namespace, v.match]));
@@ -60,7 +47,7 @@ function describe(result: LoadResult, source: RestoreSource, target: string): st
 
 async function restore(opts: RestoreOptions): Promise<void> {
   // Loaded when run: the driver is not needed by the other commands.
-  const { connectTarget, createNamespaceRenamer, loadCollections, redactUri } =
+  const { connectTarget, createNamespaceRenamer, loadCollections, loaderCollectionOf, redactUri } =
     await import("../restore/loader/index.js");
   if (opts.nsFrom.length !== opts.nsTo.length)
     throw new CliError(
@@ -88,7 +75,7 @@ async function restore(opts: RestoreOptions): Promise<void> {
   try {
     result = await loadCollections({
       client,
-      collections: collectionsOf(source),
+      collections: source.collections.map((c) => loaderCollectionOf(c, source.documentsOf(c.namespace))),
       drop: opts.drop,
       include: opts.nsInclude,
       exclude: opts.nsExclude,

@@ -24,8 +24,8 @@ import { exportArchive } from "../export.js";
 import {
   createNamespaceRenamer,
   loadCollections,
+  loaderCollectionOf,
   redactUri,
-  type LoaderCollection,
   type LoadProgress,
 } from "../loader/index.js";
 import {
@@ -297,7 +297,7 @@ export class RestoreJobs {
       this.setStatus(id, "loading");
       const loaded = await loadCollections({
         uri: delivery.uri,
-        collections: opened.collections.map((c) => loaderCollection(c, opened)),
+        collections: opened.collections.map((c) => loaderCollectionOf(c, () => opened.documents(c))),
         drop: delivery.drop,
         include: delivery.nsInclude,
         exclude: delivery.nsExclude,
@@ -387,19 +387,6 @@ export class RestoreJobs {
       ts: point.ts,
     };
   }
-}
-
-function loaderCollection(c: ManifestCollection, source: OpenSource): LoaderCollection {
-  return {
-    namespace: c.namespace,
-    type: c.type,
-    options: c.options,
-    indexes: c.indexes,
-    md5: c.md5,
-    count: c.count,
-    bytes: c.bytes,
-    documents: c.type === "view" ? undefined : () => source.documents(c),
-  };
 }
 
 /** Progress of a load, kept in the catalog at most once a second per job. */

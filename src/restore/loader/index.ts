@@ -43,6 +43,7 @@ export type {
   PlannedCollection,
 } from "./collectionLoader.js";
 export { buildIndexes, indexSpecsToBuild } from "./indexBuilder.js";
+export { loaderCollectionOf } from "./fromManifest.js";
 export { verifyTarget } from "./targetVerify.js";
 export type { VerifyExpectation, VerifyResult } from "./targetVerify.js";
 export { exactDocument, unrepresentableReason, DRIVER_SERIALIZE } from "./exactDocument.js";
