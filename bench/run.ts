@@ -9,6 +9,8 @@ import {
   initialSyncRunOfSize,
   type InitialSyncRun,
 } from "./initialSync.bench.js";
+import { pointInTimeBench } from "./pointInTime.bench.js";
+import { restoreBench } from "./restore.bench.js";
 import { sliceBench } from "./slice.bench.js";
 import { snapshotBench } from "./snapshot.bench.js";
 import type { Figure } from "./figures.js";
@@ -32,6 +34,12 @@ async function main(): Promise<void> {
     add(await snapshotBench({ totalBytes: Math.min(totalBytes, SNAPSHOT_BENCH_BYTES) }));
     return write(figures, "snapshot");
   }
+  // TIDEMARK_BENCH_ONLY=restore runs just the restore benchmark (its own server and emulators).
+  if (process.env.TIDEMARK_BENCH_ONLY === "restore") {
+    add(await restoreBench({ totalBytes }));
+    add(await pointInTimeBench(POINT_IN_TIME_BENCH));
+    return write(figures, "restore");
+  }
   const loaded = await emulatorBench({ totalBytes });
   add(loaded.figures);
   let initialSync: InitialSyncRun;
@@ -47,8 +55,13 @@ async function main(): Promise<void> {
   add(initialSyncFigures(initialSync, await initialSyncRunOfSize(totalBytes / 4)));
   add(sliceBench({ totalBytes: Math.min(totalBytes, 256 * 1024 * 1024) }));
   add(await snapshotBench({ totalBytes: Math.min(totalBytes, SNAPSHOT_BENCH_BYTES) }));
+  add(await restoreBench({ totalBytes }));
+  add(await pointInTimeBench(POINT_IN_TIME_BENCH));
   write(figures);
 }
+
+/** A 64 MiB snapshot and 200k oplog entries after it (updates, one insert in ten). */
+const POINT_IN_TIME_BENCH = { totalBytes: 64 * 1024 * 1024, entries: 200_000 };
 
 /** Snapshots are measured on up to 512 MiB: three full copies, two increments and a verify. */
 const SNAPSHOT_BENCH_BYTES = 512 * 1024 * 1024;
