@@ -1,7 +1,9 @@
 /**
  * `tidemark demo` (what `npm run demo` runs), as a child process: the emulator with sample data,
  * a server on the data directory, an agent, the write workload; the backup reaches active and
- * follows the writes; Ctrl-C (SIGINT) stops everything with exit code 0.
+ * follows the writes; Ctrl-C (SIGINT) stops everything with exit code 0. And what the restores
+ * issue asks of the demo: a snapshot restored into a second emulator, a point in time between two
+ * snapshots equal to the source then, an archive exported and imported.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
@@ -12,6 +14,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { compareOpTimes } from "../../src/protocol/optime.js";
 import type { DeploymentView } from "../../src/server/deploymentView.js";
 import { killAll, runCli, runCliToEnd, waitForLine, type Run } from "../helpers/cli.js";
+import { withEmulator } from "../helpers/emulator.js";
 import { waitFor } from "../helpers/wait.js";
 
 interface DemoInfo {
@@ -113,6 +116,97 @@ describe("tidemark demo", () => {
     run.child.kill("SIGINT");
     expect((await run.exited).code).toBe(0);
   }, 120_000);
+
+  it("restores on the demo: a snapshot into a second emulator, a point between two snapshots, an archive round trip", async () => {
+    const { run, info } = await startDemo(join(tempDir(), "data"));
+    const env = { TIDEMARK_URL: info.backupPage.replace(/\/$/, ""), TIDEMARK_API_KEY: info.adminKey };
+    const cli = (...args: string[]) => runCliToEnd(args, env);
+    const target = await withEmulator();
+    const client = new MongoClient(info.deployment, { serverSelectionTimeoutMS: 5000 });
+    try {
+      // The schedule takes a first snapshot once the backup is active.
+      await waitFor(
+        "the demo's first snapshot",
+        async () => ((await demoView(info)).lastSnapshot ? true : undefined),
+        90_000,
+      );
+      // Marks written while the workload runs, each with the check database's hash at its ts.
+      const marks: Array<{ ts: string; md5: string }> = [];
+      for (let k = 0; k < 5; k++) {
+        await client.db("check").collection<{ _id: number }>("marks").insertOne({ _id: k });
+        const hash = (await client.db("check").command({ dbHash: 1 })).collections as Record<string, string>;
+        // The workload writes elsewhere meanwhile: the mark's own oplog entry is the point.
+        const [entry] = await client
+          .db("local")
+          .collection("oplog.rs")
+          .find({ ns: "check.marks", "o._id": k })
+          .toArray();
+        marks.push({ ts: `${entry.ts.high}:${entry.ts.low}`, md5: hash.marks });
+      }
+      // The second snapshot after the marks: the head database has applied them first.
+      const [t, i] = marks[4].ts.split(":").map(Number);
+      await waitFor("the head database to apply the marks", async () => {
+        const applied = (await demoView(info)).head.appliedTs;
+        return applied && compareOpTimes(applied, { t, i }) >= 0 ? true : undefined;
+      });
+      const second = await cli("snapshots", "take", "demo", "--wait", "--json");
+      expect(second.code, second.stderr).toBe(0);
+      const secondId = (JSON.parse(second.stdout) as { id: string }).id;
+
+      const restored = await cli(
+        "restore",
+        "--snapshot",
+        secondId,
+        "--to",
+        target.emulator.uri,
+        "--drop",
+        "--json",
+      );
+      expect(restored.code, restored.stderr).toBe(0);
+      expect((JSON.parse(restored.stdout) as { verified: boolean }).verified).toBe(true);
+
+      const mark = marks[2];
+      const point = await cli(
+        "restore",
+        "--deployment",
+        "demo",
+        "--at-ts",
+        mark.ts,
+        "--to",
+        target.emulator.uri,
+        "--drop",
+        "--json",
+      );
+      expect(point.code, point.stderr).toBe(0);
+      expect((JSON.parse(point.stdout) as { verified: boolean }).verified).toBe(true);
+      const restoredMarks = async () =>
+        ((await target.client.db("check").command({ dbHash: 1 })).collections as Record<string, string>)
+          .marks;
+      expect(await restoredMarks()).toBe(mark.md5);
+      expect(await target.client.db("check").collection("marks").countDocuments()).toBe(3);
+
+      const archive = join(tempDir(), "demo.archive.gz");
+      const exported = await cli(
+        "export",
+        "--deployment",
+        "demo",
+        "--at-ts",
+        marks[3].ts,
+        "--archive",
+        archive,
+        "--gzip",
+      );
+      expect(exported.code, exported.stderr).toBe(0);
+      const imported = await cli("import", archive, "--to", target.emulator.uri, "--drop");
+      expect(imported.code, imported.stderr).toBe(0);
+      expect(await restoredMarks()).toBe(marks[3].md5);
+    } finally {
+      await client.close();
+      await target.close();
+      run.child.kill("SIGINT");
+      await run.exited;
+    }
+  }, 180_000);
 
   it("never empties a data directory that is not a demo's", async () => {
     const dataDir = tempDir();

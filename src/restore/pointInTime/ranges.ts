@@ -155,7 +155,7 @@ export function locateTarget(
       : !before
         ? "that is before its oldest snapshot"
         : !after
-          ? "that is after the newest oplog entry stored"
+          ? "that is after the newest oplog entry stored (the agent sends the oplog every few seconds: a moment ago may need a moment more)"
           : "that falls in a gap of the oplog (between ranges)";
   throw new TargetNotRestorableError(
     `deployment '${deployment}' cannot be restored to ${describeTarget(target)}: ${why}` +
