@@ -25,20 +25,24 @@ export interface RetentionPass {
 }
 
 /**
- * The ts (seconds) of the newest complete snapshot at or before the window's start: restores to
- * the start of the window replay the oplog from there. Undefined without such a snapshot.
+ * The ts (seconds) of the newest complete snapshot at or before the window's start (or of the
+ * oldest entry of a transaction open at it, if earlier): restores to the start of the window
+ * replay the oplog from there. Undefined without such a snapshot.
  */
 export function pointInTimeBase(
   catalog: Catalog,
   deploymentId: string,
   windowStartSeconds: number,
 ): number | undefined {
-  let base: number | undefined;
+  let base: { ts: number; from: number } | undefined;
   for (const snapshot of catalog.snapshots.forDeployment(deploymentId)) {
     if (snapshot.status !== "complete" || !snapshot.ts || snapshot.ts.t > windowStartSeconds) continue;
-    base = Math.max(base ?? 0, snapshot.ts.t);
+    // From the oldest entry of a transaction open at the snapshot: a restore replays from there.
+    const heldFrom = (snapshot.manifest as { heldFrom?: { t: number } } | null)?.heldFrom;
+    const from = Math.min(snapshot.ts.t, heldFrom?.t ?? snapshot.ts.t);
+    if (base === undefined || snapshot.ts.t > base.ts) base = { ts: snapshot.ts.t, from };
   }
-  return base;
+  return base?.from;
 }
 
 /** Removes what the window lets go; returns how many slices were removed. */

@@ -11,6 +11,15 @@ function bearer(request: FastifyRequest): string | undefined {
   return header.slice("Bearer ".length).trim() || undefined;
 }
 
+/**
+ * The route a request matched, as registered (`/api/v1/restores/:id`): what auth hooks decide on.
+ * Never the raw URL, which may spell the same route with percent-escapes (`/api/v1/%72estores`)
+ * or carry a query that looks like another path.
+ */
+export function routeOf(request: FastifyRequest): string {
+  return request.routeOptions.url ?? "";
+}
+
 export function requireAdmin(request: FastifyRequest, catalog: Catalog): void {
   const key = bearer(request);
   const stored = adminKeyHash(catalog.db);

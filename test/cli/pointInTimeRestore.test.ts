@@ -5,7 +5,7 @@
  * snapshots must equal the source as it was then; a point outside the ranges and bad option
  * combinations are refused before anything is written; the server's temporary copy is released.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, readlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -117,6 +117,15 @@ describe("tidemark restore / export at a point in time", () => {
     expect(await deploymentState(target.client, DATABASES)).toEqual(middle.state);
     const job = await fx.api<{ status: string }>("GET", `/api/v1/restores/${result.restoreId}`);
     expect(job.body.status).toBe("expired");
+    // Its temporary head database is closed, not just unlinked (the server runs in this process).
+    const open = readdirSync("/proc/self/fd").map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return "";
+      }
+    });
+    expect(open.filter((file) => file.includes(result.restoreId))).toEqual([]);
   }, 60_000);
 
   it("exports the same point as an archive that imports equal to it", async () => {

@@ -26,7 +26,12 @@ describe("oplog retention with snapshots: the point-in-time base", () => {
   });
 
   /** A snapshot of the deployment at `t` (seconds), in the state asked for. */
-  function snapshotAt(t: number, status: "complete" | "failed" | "writing" = "complete", of = deploymentId) {
+  function snapshotAt(
+    t: number,
+    status: "complete" | "failed" | "writing" = "complete",
+    of = deploymentId,
+    manifest: Record<string, unknown> = {},
+  ) {
     const record = catalog.snapshots.create({
       deploymentId: of,
       deploymentName: "rs",
@@ -42,7 +47,7 @@ describe("oplog retention with snapshots: the point-in-time base", () => {
       changeNumber: 1,
       logicalBytes: 1,
       storedBytes: 1,
-      manifest: {},
+      manifest,
     });
     // A failed one with a T, as if it had failed after reading the head database: still no base.
     if (status === "failed")
@@ -84,6 +89,17 @@ describe("oplog retention with snapshots: the point-in-time base", () => {
     snapshotAt(seconds(NOW - 5 * HOUR));
     expect(await pass()).toBe(0);
     expect(remaining()).toEqual([5, 6, 7, 8, 9]);
+  });
+
+  it("keeps the slices back to the oldest entry of a transaction open at the base snapshot", async () => {
+    // The snapshot 7.5 h ago held a transaction begun 8.5 h ago: slice 1 (ends 9 h ago) may go,
+    // slice 2 (8 h ago) holds the transaction's first entry and stays.
+    snapshotAt(seconds(NOW - 7.5 * HOUR), "complete", deploymentId, {
+      heldFrom: { t: seconds(NOW - 8.5 * HOUR), i: 1 },
+    });
+    expect(pointInTimeBase(catalog, deploymentId, WINDOW_START)).toBe(seconds(NOW - 8.5 * HOUR));
+    expect(await pass()).toBe(2);
+    expect(remaining()).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
   it("a snapshot exactly at the window's start is the base", async () => {

@@ -376,6 +376,14 @@ describe("pure helpers", () => {
     );
     expect(redactUri("mongodb://u@h:1")).toBe("mongodb://u@h:1");
     expect(redactUri("mongodb://h:1,h:2/?replicaSet=rs0")).toBe("mongodb://h:1,h:2/?replicaSet=rs0");
+    // Options that carry secrets are masked too.
+    expect(
+      redactUri(
+        "mongodb://h:1/?tls=true&tlsCertificateKeyFilePassword=s3cret&authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok",
+      ),
+    ).toBe(
+      "mongodb://h:1/?tls=true&tlsCertificateKeyFilePassword=***&authMechanism=MONGODB-AWS&authMechanismProperties=***",
+    );
   });
 
   it("builds index specs without v, ns and _id_, keeping number types", () => {

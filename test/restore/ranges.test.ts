@@ -93,6 +93,18 @@ describe("locating a target", () => {
     expect(locateTarget(ranges, { kind: "second", seconds: 139 }, "rs").ts).toEqual(ts(139, 9));
   });
 
+  it("takes a whole second from the range that holds it, not from one ending in it before a gap", () => {
+    // Range one ends at 119:9 (slice 2 is missing); a snapshot at 119:20 starts range two.
+    const split = snapshotReach(
+      [snap("a", 105), { id: "z", ts: ts(119, 20), generation: 1 }],
+      [slice(0, 100, 109), slice(1, 110, 119), slice(3, 119, 139)],
+      1,
+    );
+    const located = locateTarget(restorableRanges(split), { kind: "second", seconds: 119 }, "rs");
+    expect(located.ts).toEqual(ts(119, 0xffffffff));
+    expect(baseSnapshotId(split, located.ts)).toBe("z");
+  });
+
   it("names the nearest points for a target in a gap, before the first snapshot or after the end", () => {
     const refuse = (target: Parameters<typeof locateTarget>[1]) => {
       try {

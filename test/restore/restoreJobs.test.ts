@@ -151,6 +151,27 @@ describe("restore jobs (HTTP)", () => {
     expect(again.error).toContain("shop.customers");
   }, 60_000);
 
+  it("asks for the admin key however the route is spelled", async () => {
+    const { restores } = (await fx.api<{ restores: RestoreView[] }>("GET", "/api/v1/restores")).body;
+    const id = restores[0]?.id ?? "x";
+    const unauthenticated: Array<[string, string]> = [
+      ["GET", "/api/v1/%72estores"],
+      ["POST", "/api/v1/%72estores"],
+      ["GET", `/api/v1/restores/${id}?x=/download`],
+      ["DELETE", `/api/v1/restores/${id}?x=/download`],
+      ["GET", "/api/v1/%64eployments"],
+      ["GET", `/api/v1/%73napshots/${snapshot.id}`],
+      ["GET", `/api/v1/deployments/rs/restore-ranges`],
+    ];
+    for (const [method, path] of unauthenticated) {
+      const response = await fetch(`${fx.server.url}${path}`, {
+        method,
+        ...(method === "POST" ? { headers: { "content-type": "application/json" }, body: "{}" } : {}),
+      });
+      expect(response.status, `${method} ${path}`).toBe(401);
+    }
+  });
+
   it("refuses bad requests before any work", async () => {
     const cases: Array<[unknown, number, string]> = [
       [{ delivery: { kind: "archive" } }, 400, "either snapshotId"],

@@ -81,7 +81,13 @@ export class RestoreJobs {
     }
     for (const job of this.options.catalog.restores.list())
       if (job.status === "ready") this.expire(job.id, "the server restarted");
-    this.sweeper = setInterval(() => void this.sweep(), 60_000);
+    this.sweeper = setInterval(() => {
+      this.sweep().catch((error: unknown) =>
+        this.options.log(
+          `restores: the sweep failed: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
+    }, 60_000);
     this.sweeper.unref();
   }
 
@@ -92,7 +98,11 @@ export class RestoreJobs {
     const delivery = publicDelivery(request.delivery);
     const job = this.options.catalog.restores.create(source, delivery);
     const running: Running = { promise: Promise.resolve() };
-    running.promise = this.run(job.id, source, request.delivery, running);
+    // run() records its own failures; this catches what its cleanup may throw, so it never
+    // becomes an unhandled rejection that stops the server.
+    running.promise = this.run(job.id, source, request.delivery, running).catch((error: unknown) =>
+      this.options.log(`restore ${job.id}: ${error instanceof Error ? error.message : String(error)}`),
+    );
     this.running.set(job.id, running);
     return this.options.catalog.restores.get(job.id)!;
   }
@@ -164,19 +174,24 @@ export class RestoreJobs {
       running.cancelled = "deleted while it ran";
       await running.promise;
     }
+    await this.closeImage(id);
     this.expire(id, "deleted");
   }
 
   /** Removes the files of jobs whose time is up. */
   async sweep(now = Date.now()): Promise<number> {
-    const due = this.options.catalog.restores.due(now);
-    for (const job of due) {
-      const running = this.running.get(job.id);
+    let swept = 0;
+    for (const { id } of this.options.catalog.restores.due(now)) {
+      const running = this.running.get(id);
       if (running && !running.image) continue; // still working: it expires when it ends
-      await this.closeImage(job.id);
-      this.expire(job.id, "its time was up");
+      // Read again: a client may have read it (and so kept it) while an earlier one was closed.
+      const expiresAt = this.options.catalog.restores.get(id)?.expiresAt;
+      if (expiresAt === null || expiresAt === undefined || expiresAt > now) continue;
+      await this.closeImage(id);
+      this.expire(id, "its time was up");
+      swept++;
     }
-    return due.length;
+    return swept;
   }
 
   async stop(): Promise<void> {
@@ -266,6 +281,7 @@ export class RestoreJobs {
       await new Promise((resolve) => setImmediate(resolve));
       mkdirSync(this.jobDir(id), { recursive: true });
       const opened = await this.openSource(id, source, running);
+      if (running.cancelled) throw new Error(running.cancelled);
       if (delivery.kind === "stream") {
         running.image = opened;
         catalog.restores.finish(id, {

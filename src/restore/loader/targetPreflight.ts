@@ -9,11 +9,16 @@ import { splitNamespace } from "./namespaceFilter.js";
 
 const URI_CREDENTIALS = /^(mongodb(?:\+srv)?:\/\/)([^@/]*?)(?::([^@/]*))?@/;
 
-/** The URI with its password replaced by `***`. */
+/** Query options that carry secrets: key file passwords, AWS session tokens and the like. */
+const SECRET_OPTIONS = /([?&](?:[^=&]*(?:password|secret|token)[^=&]*|authMechanismProperties)=)[^&]*/gi;
+
+/** The URI with its password, and the values of options that carry secrets, replaced by `***`. */
 export function redactUri(uri: string): string {
-  return uri.replace(URI_CREDENTIALS, (_, scheme: string, user: string, password?: string) =>
-    password === undefined ? `${scheme}${user}@` : `${scheme}${user}:***@`,
-  );
+  return uri
+    .replace(URI_CREDENTIALS, (_, scheme: string, user: string, password?: string) =>
+      password === undefined ? `${scheme}${user}@` : `${scheme}${user}:***@`,
+    )
+    .replace(SECRET_OPTIONS, "$1***");
 }
 
 /** Removes the URI's password (as written and decoded) from a message. */

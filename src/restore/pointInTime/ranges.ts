@@ -137,11 +137,14 @@ export function locateTarget(
   deployment: string,
 ): LocatedTarget {
   const upper: OpTimeJson = target.kind === "ts" ? target.ts : { t: target.seconds, i: 0xffffffff };
-  for (const range of ranges) {
-    if (compareOpTimes(range.from, upper) > 0) continue;
-    if (compareOpTimes(upper, range.to) <= 0) return { range, ts: upper };
-    // The second the range ends in: everything stored of it is restored, up to the range's end.
-    if (target.kind === "second" && range.to.t === target.seconds) return { range, ts: range.to };
+  const holding = ranges.find((r) => compareOpTimes(r.from, upper) <= 0 && compareOpTimes(upper, r.to) <= 0);
+  if (holding) return { range: holding, ts: upper };
+  // The second a range ends in (none holds all of it): everything stored of it, up to that end.
+  if (target.kind === "second") {
+    const ending = [...ranges]
+      .reverse()
+      .find((r) => compareOpTimes(r.from, upper) <= 0 && r.to.t === target.seconds);
+    if (ending) return { range: ending, ts: ending.to };
   }
   const before = [...ranges].reverse().find((r) => compareOpTimes(r.to, upper) < 0)?.to;
   const after = ranges.find((r) => compareOpTimes(r.from, upper) > 0)?.from;

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { DeploymentRecord } from "../../catalog/deployments.js";
 import { generateKey, hashKey } from "../../catalog/keys.js";
-import { requireAdmin } from "../auth.js";
+import { requireAdmin, routeOf } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { parseBody } from "../parseBody.js";
 import { deploymentView } from "../deploymentView.js";
@@ -32,7 +32,7 @@ type WithId = FastifyRequest<{ Params: { id: string } }>;
 export function registerDeploymentRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { catalog } = ctx;
   app.addHook("onRequest", async (request) => {
-    if (request.url.startsWith("/api/v1/deployments")) requireAdmin(request, catalog);
+    if (routeOf(request).startsWith("/api/v1/deployments")) requireAdmin(request, catalog);
   });
 
   app.post("/api/v1/deployments", async (request, reply) => {

@@ -8,7 +8,7 @@ import {
 } from "../../restore/jobs/index.js";
 import { deploymentRanges, isoOf, TargetNotRestorableError } from "../../restore/pointInTime/index.js";
 import { READ_FAILED } from "../../snapshot/streamTrailer.js";
-import { requireAdmin } from "../auth.js";
+import { requireAdmin, routeOf } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { sendDocuments } from "../documentStream.js";
 import { HttpError, notFound } from "../errors.js";
@@ -75,10 +75,8 @@ export function registerRestoreRoutes(
   };
   app.addHook("onRequest", async (request) => {
     // The download is behind its own expiring link (checked in its handler), so it can be handed on.
-    if (
-      request.url.startsWith("/api/v1/restores") &&
-      !/^\/api\/v1\/restores\/[^/]+\/download/.test(request.url)
-    )
+    const route = routeOf(request);
+    if (route.startsWith("/api/v1/restores") && route !== "/api/v1/restores/:id/download")
       requireAdmin(request, catalog);
   });
 

@@ -6,7 +6,7 @@ import { parseManifest } from "../../snapshot/manifest.js";
 import { readFailure } from "../../snapshot/readFailure.js";
 import { SnapshotSchedule } from "../../snapshot/policy.js";
 import { readCollection } from "../../snapshot/reader.js";
-import { requireAdmin } from "../auth.js";
+import { requireAdmin, routeOf } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { deploymentView } from "../deploymentView.js";
 import { sendDocuments } from "../documentStream.js";
@@ -99,7 +99,8 @@ export function registerSnapshotRoutes(app: FastifyInstance, ctx: ServerContext)
     }
   };
   app.addHook("onRequest", async (request) => {
-    if (request.url.startsWith("/api/v1/snapshots") || request.url.startsWith("/api/v1/groom"))
+    const route = routeOf(request);
+    if (route.startsWith("/api/v1/snapshots") || route.startsWith("/api/v1/groom"))
       requireAdmin(request, catalog);
   });
 
