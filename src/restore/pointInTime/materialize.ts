@@ -130,6 +130,11 @@ async function loadSnapshot(
   }
 }
 
+function isSessionCommand(raw: Buffer): boolean {
+  const entry = new OplogEntry(raw);
+  return entry.op === "c" && entry.lsid !== undefined;
+}
+
 function tsOf(raw: Buffer): OpTimeJson {
   const ts = new OplogEntry(raw).ts;
   if (!ts) throw new Error("an oplog entry without ts");
@@ -161,7 +166,9 @@ async function replayOplog(
       const ts = tsOf(raw);
       if (compareOpTimes(ts, targetTs) > 0) break;
       if (compareOpTimes(ts, manifest.ts) <= 0) {
-        if (manifest.heldFrom && compareOpTimes(ts, manifest.heldFrom) >= 0) beforeSnapshot.push(raw);
+        // Only commands of sessions can belong to a transaction: the rest is not kept.
+        if (manifest.heldFrom && compareOpTimes(ts, manifest.heldFrom) >= 0 && isSessionCommand(raw))
+          beforeSnapshot.push(raw);
       } else after.push(raw);
     }
     if (beforeSnapshot.length > 0 && after.length > 0) {
