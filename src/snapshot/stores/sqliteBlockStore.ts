@@ -109,10 +109,13 @@ export class SqliteBlockStore implements BlockStore {
     try {
       db = new Database(absolute);
       const opened = db;
-      opened.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5_000))}`);
-      // Checked before switching to WAL, which rewrites the header of whatever file this is.
-      opened.transaction(() => checkKind(opened, location))();
-      opened.pragma("journal_mode = WAL");
+      const busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5_000));
+      opened.pragma(`busy_timeout = ${busyTimeoutMs}`);
+      await retryWhileBusy(busyTimeoutMs, () => {
+        // Checked before switching to WAL, which rewrites the header of whatever file this is.
+        opened.transaction(() => checkKind(opened, location))();
+        opened.pragma("journal_mode = WAL");
+      });
       opened.pragma("synchronous = FULL");
       migrate(opened, location);
       if (options.maxBytes !== undefined) {
@@ -213,6 +216,25 @@ export class SqliteBlockStore implements BlockStore {
  * Run inside a transaction: its two reads must see the same state of a file that another process
  * may be creating the schema in.
  */
+/**
+ * Runs `step` again while SQLite answers SQLITE_BUSY, for up to `timeoutMs`: switching a new file
+ * to WAL needs the file to itself, and SQLite refuses at once, without its busy handler, while
+ * another process opening the same new file holds it (several servers or tools starting together).
+ */
+async function retryWhileBusy(timeoutMs: number, step: () => void): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      step();
+      return;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code !== "SQLITE_BUSY" || Date.now() >= deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 40));
+    }
+  }
+}
+
 function checkKind(db: Database.Database, location: string): void {
   const applicationId = db.pragma("application_id", { simple: true }) as number;
   if (applicationId === BLOCKSTORE_APPLICATION_ID) return;
