@@ -161,6 +161,7 @@ Examples:
             `  other commands:        export TIDEMARK_URL=${server.url} TIDEMARK_API_KEY=${adminKey}`,
             `                         npx tidemark deployments show demo`,
             `                         npx tidemark snapshots take demo --wait`,
+            `                         npx tidemark restore ranges demo`,
             `Ctrl-C stops everything.`,
             "",
           ].join("\n"),
