@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Long, serialize, Timestamp, UUID } from "bson";
-import type { SliceRecord } from "../src/catalog/slices.js";
+import { sliceRecordOf, type SliceRecord } from "../src/catalog/slices.js";
 import { HeadDatabase } from "../src/headdb/headDatabase.js";
 import { OplogApplier } from "../src/oplog/apply/index.js";
 import { openOplogStore } from "../src/oplogstore/open.js";
@@ -100,27 +100,16 @@ export async function pointInTimeBench(options: { totalBytes: number; entries: n
     for (let k = 0; k * ENTRIES_PER_SLICE < entries.length; k++) {
       const part = entries.slice(k * ENTRIES_PER_SLICE, (k + 1) * ENTRIES_PER_SLICE);
       const bytes = encodeSlice({ kind: "oplog", deployment: "bench", stream: "oplog", sequence: k }, part);
-      const header = readSliceHeader(bytes);
       const key = `bench/g0/oplog/${String(k).padStart(10, "0")}.slice`;
       await oplog.put(key, bytes);
-      slices.push({
-        deploymentId: "bench",
-        generation: 0,
-        stream: "oplog",
-        sequence: k,
-        kind: "oplog",
-        namespace: null,
-        firstTs: { t: header.firstTs!.t, i: header.firstTs!.i },
-        lastTs: { t: header.lastTs!.t, i: header.lastTs!.i },
-        lastId: null,
-        count: part.length,
-        bytes: bytes.length,
-        uncompressedBytes: header.uncompressedSize,
-        codec: header.codec,
-        sha256: header.bodySha256.toString("hex"),
-        storeKey: key,
-        createdAt: Date.now(),
-      });
+      slices.push(
+        sliceRecordOf(readSliceHeader(bytes), {
+          deploymentId: "bench",
+          generation: 0,
+          storeKey: key,
+          bytes: bytes.length,
+        }),
+      );
     }
 
     let applyStarted = 0;

@@ -9,8 +9,6 @@ import type { CatalogDatabase } from "./catalog.js";
 export type RestoreStatus =
   "queued" | "materializing" | "loading" | "writing" | "ready" | "complete" | "failed" | "expired";
 
-export const FINISHED: readonly RestoreStatus[] = ["complete", "failed", "expired"];
-
 export interface RestoreRecord {
   id: string;
   createdAt: number;
@@ -115,6 +113,11 @@ export class RestoreRepository {
         outcome.expiresAt,
         id,
       );
+  }
+
+  /** Keeps a job's files until `expiresAt` (a held point in time that was just read). */
+  extend(id: string, expiresAt: number): void {
+    this.db.prepare("UPDATE restores SET expires_at = ? WHERE id = ?").run(expiresAt, id);
   }
 
   /** Its files are gone: an archive can no longer be downloaded, a point in time no longer read. */

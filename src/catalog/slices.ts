@@ -1,4 +1,6 @@
+import { EJSON, Timestamp } from "bson";
 import type { OpTimeJson } from "../protocol/agentProtocol.js";
+import type { SliceHeader } from "../slice/format.js";
 import type { CatalogDatabase } from "./catalog.js";
 
 export type SliceKind = "documents" | "oplog" | "catalog" | "missing";
@@ -21,6 +23,35 @@ export interface SliceRecord {
   sha256: string;
   storeKey: string;
   createdAt: number;
+}
+
+function opTime(ts: unknown): OpTimeJson | null {
+  return ts instanceof Timestamp ? { t: ts.high >>> 0, i: ts.low >>> 0 } : null;
+}
+
+/** The catalog's record of a slice of `bytes` bytes stored under `storeKey`, from its header. */
+export function sliceRecordOf(
+  header: SliceHeader,
+  where: { deploymentId: string; generation: number; storeKey: string; bytes: number },
+): SliceRecord {
+  return {
+    deploymentId: where.deploymentId,
+    generation: where.generation,
+    stream: header.stream,
+    sequence: Number(header.sequence),
+    kind: header.kind,
+    namespace: header.namespace ?? null,
+    firstTs: opTime(header.firstTs),
+    lastTs: opTime(header.lastTs),
+    lastId: header.lastId === undefined ? null : EJSON.stringify({ _id: header.lastId }, { relaxed: false }),
+    count: Number(header.count),
+    bytes: where.bytes,
+    uncompressedBytes: Number(header.uncompressedSize),
+    codec: header.codec,
+    sha256: header.bodySha256.toString("hex"),
+    storeKey: where.storeKey,
+    createdAt: Date.now(),
+  };
 }
 
 interface Row {

@@ -1,9 +1,14 @@
-import { Command, Option } from "commander";
+import { Command } from "commander";
 import type { ImportResult } from "../restore/import.js";
 import { CliError } from "./apiClient.js";
-import { formatBytes, printJson, table } from "./output.js";
-import { collectionProgressBars, EXIT_NOT_LOADED, loadFailure } from "./loading.js";
-import { positiveInteger } from "./parsers.js";
+import { printJson, table } from "./output.js";
+import {
+  addLoadOptions,
+  collectionProgressBars,
+  EXIT_NOT_LOADED,
+  loadFailure,
+  loadResultRows,
+} from "./loading.js";
 
 /** Exit codes: 1 imported but a collection does not match its documents; 2 no import. */
 const EXIT_MISMATCH = 1;
@@ -18,25 +23,12 @@ interface ImportOptions {
   json: boolean;
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-
 function describe(result: ImportResult, target: string): string {
-  const rows = [["COLLECTION", "RESULT", "DOCUMENTS", "BYTES", "INDEXES"]];
-  const verified = new Map(result.verification.map((v) => [v.namespace, v.match]));
-  for (const c of result.collections) {
-    const check = verified.get(c.namespace);
-    const status =
-      c.status === "skipped"
-        ? `skipped: ${c.message ?? ""}`
-        : check === undefined
-          ? result.unverified.some((u) => u.namespace === c.namespace)
-            ? "loaded (not in _id order, not verified)"
-            : c.type
-          : check
-            ? "match"
-            : "MISMATCH";
-    rows.push([c.namespace, status, String(c.documents), formatBytes(c.bytes), String(c.indexes.length)]);
-  }
+  const rows = loadResultRows(result, (namespace) =>
+    result.unverified.some((u) => u.namespace === namespace)
+      ? "loaded (not in _id order, not verified)"
+      : undefined,
+  );
   for (const s of result.skipped) rows.push([s.namespace, `not imported: ${s.reason}`, "", "", ""]);
   const summary = result.verified
     ? `every collection imported ${result.verification.length > 0 ? "and matching its documents' dbHash" : "(not verified)"}`
@@ -83,28 +75,14 @@ async function importAction(location: string, opts: ImportOptions): Promise<void
 }
 
 export function importCommand(): Command {
-  return new Command("import")
+  const command = new Command("import")
     .description("Load mongodump output (a directory or an archive) into a MongoDB deployment")
     .argument(
       "<path>",
       "a mongodump directory (plain or --gzip) or a mongodump --archive file (plain or gzipped)",
     )
-    .requiredOption("--to <uri>", "the target deployment's MongoDB URI")
-    .option(
-      "--drop",
-      "drop target collections that exist (otherwise the import refuses before writing)",
-      false,
-    )
-    .option(
-      "--ns-include <pattern>",
-      "import only matching namespaces, e.g. 'shop.*' (repeatable)",
-      collect,
-      [],
-    )
-    .option("--ns-exclude <pattern>", "skip matching namespaces (repeatable)", collect, [])
-    .option("--parallel <n>", "collections loaded at once", positiveInteger, 4)
-    .addOption(new Option("--no-verify", "skip the dbHash comparison with the documents read"))
-    .option("--json", "print the result as JSON", false)
+    .requiredOption("--to <uri>", "the target deployment's MongoDB URI");
+  return addLoadOptions(command, "import")
     .addHelpText(
       "after",
       `

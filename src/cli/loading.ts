@@ -1,12 +1,15 @@
 import { MultiBar, Presets } from "cli-progress";
+import { Option, type Command } from "commander";
 import {
   RestoreInterruptedError,
   SourceReadError,
   TargetConnectionError,
   TargetNamespacesExistError,
 } from "../restore/loader/errors.js";
-import type { LoadProgress } from "../restore/loader/index.js";
+import type { LoadProgress, LoadResult } from "../restore/loader/index.js";
 import { CliError } from "./apiClient.js";
+import { formatBytes } from "./output.js";
+import { positiveInteger } from "./parsers.js";
 import { printJson } from "./output.js";
 
 /** Exit code of `restore` and `import` when nothing (or not all) was loaded. */
@@ -108,4 +111,52 @@ function interruptedFailure(error: RestoreInterruptedError, what: string): CliEr
 /** `text` as one POSIX shell word, to paste into the rerun. */
 function shellQuoted(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** Gathers a repeatable option's values. */
+export const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** What `restore` and `import` take alike; `verb` names the command in the help ("restore"). */
+export function addLoadOptions(command: Command, verb: string): Command {
+  return command
+    .option(
+      "--drop",
+      `drop target collections that exist (otherwise the ${verb} refuses before writing)`,
+      false,
+    )
+    .option(
+      "--ns-include <pattern>",
+      `${verb} only matching namespaces, e.g. 'shop.*' (repeatable)`,
+      collect,
+      [],
+    )
+    .option("--ns-exclude <pattern>", "skip matching namespaces (repeatable)", collect, [])
+    .option("--parallel <n>", "collections loaded at once", positiveInteger, 4)
+    .addOption(new Option("--no-verify", "skip the dbHash comparison at the end"))
+    .option("--json", "print the result as JSON", false);
+}
+
+/**
+ * The result table of a load: a row per collection with what became of it (`unverified` says
+ * why a loaded collection was not compared), as `restore` and `import` print it.
+ */
+export function loadResultRows(
+  result: LoadResult,
+  unverified: (namespace: string) => string | undefined,
+): string[][] {
+  const rows = [["COLLECTION", "RESULT", "DOCUMENTS", "BYTES", "INDEXES"]];
+  const verified = new Map(result.verification.map((v) => [v.namespace, v.match]));
+  for (const c of result.collections) {
+    const check = verified.get(c.namespace);
+    const status =
+      c.status === "skipped"
+        ? `skipped: ${c.message ?? ""}`
+        : check === undefined
+          ? (unverified(c.namespace) ?? c.type)
+          : check
+            ? "match"
+            : "MISMATCH";
+    rows.push([c.namespace, status, String(c.documents), formatBytes(c.bytes), String(c.indexes.length)]);
+  }
+  return rows;
 }

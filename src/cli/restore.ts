@@ -1,9 +1,15 @@
-import { Command, Option } from "commander";
+import { Command } from "commander";
 import type { LoadResult } from "../restore/loader/index.js";
 import { CliError } from "./apiClient.js";
-import { formatBytes, printJson, table } from "./output.js";
-import { collectionProgressBars, EXIT_NOT_LOADED, loadFailure } from "./loading.js";
-import { positiveInteger } from "./parsers.js";
+import { printJson, table } from "./output.js";
+import {
+  addLoadOptions,
+  collect,
+  collectionProgressBars,
+  EXIT_NOT_LOADED,
+  loadFailure,
+  loadResultRows,
+} from "./loading.js";
 import { openRestoreSource, type RestoreSource, type SourceOptions } from "./restoreSource.js";
 import { restoreRangesCommand } from "./restoreRanges.js";
 
@@ -22,23 +28,8 @@ interface RestoreOptions extends SourceOptions {
   json: boolean;
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-
 function describe(result: LoadResult, source: RestoreSource, target: string): string {
-  const rows = [["COLLECTION", "RESULT", "DOCUMENTS", "BYTES", "INDEXES"]];
-  const verified = new Map(result.verification.map((v) => [v.namespace, v.match]));
-  for (const c of result.collections) {
-    const check = verified.get(c.namespace);
-    const status =
-      c.status === "skipped"
-        ? `skipped: ${c.message ?? ""}`
-        : check === undefined
-          ? c.type
-          : check
-            ? "match"
-            : "MISMATCH";
-    rows.push([c.namespace, status, String(c.documents), formatBytes(c.bytes), String(c.indexes.length)]);
-  }
+  const rows = loadResultRows(result, () => undefined);
   const summary = result.verified
     ? `every collection restored ${result.verification.length > 0 ? `and matching ${source.expected} dbHash` : "(not verified)"}`
     : `some collections do NOT match ${source.expected} dbHash`;
@@ -111,7 +102,7 @@ async function restore(opts: RestoreOptions): Promise<void> {
 }
 
 export function restoreCommand(): Command {
-  return new Command("restore")
+  const command = new Command("restore")
     .description(
       "Restore a snapshot, or a deployment at any point in time, into a MongoDB deployment (uses TIDEMARK_URL, TIDEMARK_API_KEY)",
     )
@@ -119,19 +110,8 @@ export function restoreCommand(): Command {
     .option("--deployment <name>", "restore this deployment at a point in time (with --at or --at-ts)")
     .option("--at <time>", "ISO 8601 wall time, e.g. 2026-11-24T10:15:30Z: every oplog entry of that second")
     .option("--at-ts <seconds:increment>", "an oplog timestamp: up to and including that entry")
-    .option("--to <uri>", "the target deployment's MongoDB URI (its credentials stay on this machine)")
-    .option(
-      "--drop",
-      "drop target collections that exist (otherwise the restore refuses before writing)",
-      false,
-    )
-    .option(
-      "--ns-include <pattern>",
-      "restore only matching namespaces, e.g. 'shop.*' (repeatable)",
-      collect,
-      [],
-    )
-    .option("--ns-exclude <pattern>", "skip matching namespaces (repeatable)", collect, [])
+    .option("--to <uri>", "the target deployment's MongoDB URI (its credentials stay on this machine)");
+  return addLoadOptions(command, "restore")
     .option(
       "--ns-from <pattern>",
       "rename: source namespace pattern, e.g. 'shop.$coll$' (with --ns-to)",
@@ -139,9 +119,6 @@ export function restoreCommand(): Command {
       [],
     )
     .option("--ns-to <pattern>", "rename: target namespace pattern, e.g. 'shop_copy.$coll$'", collect, [])
-    .option("--parallel <n>", "collections loaded at once", positiveInteger, 4)
-    .addOption(new Option("--no-verify", "skip the dbHash comparison at the end"))
-    .option("--json", "print the result as JSON", false)
     .addHelpText(
       "after",
       `

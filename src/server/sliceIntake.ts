@@ -1,8 +1,7 @@
-import { EJSON, Timestamp } from "bson";
 import type { DeploymentRecord } from "../catalog/deployments.js";
-import type { SliceKind } from "../catalog/slices.js";
+import { sliceRecordOf, type SliceKind } from "../catalog/slices.js";
 import { OplogStoreError } from "../oplogstore/errors.js";
-import type { OpTimeJson, SliceAck } from "../protocol/agentProtocol.js";
+import type { SliceAck } from "../protocol/agentProtocol.js";
 import { decodeSlice } from "../slice/format.js";
 import { SliceError } from "../slice/errors.js";
 import type { ServerContext } from "./context.js";
@@ -27,10 +26,6 @@ function kindOfStream(stream: string): SliceKind | undefined {
   return KIND_OF_STREAM.find(([prefix]) =>
     prefix === "oplog" ? stream === "oplog" : stream.startsWith(prefix),
   )?.[1];
-}
-
-function opTime(ts: unknown): OpTimeJson | null {
-  return ts instanceof Timestamp ? { t: ts.high >>> 0, i: ts.low >>> 0 } : null;
 }
 
 /**
@@ -130,24 +125,14 @@ export async function acceptSlice(
       throw new HttpError(503, "STORE_UNAVAILABLE", error.message, error.hint);
     throw error;
   }
-  catalog.slices.insert({
-    deploymentId: record.id,
-    generation,
-    stream,
-    sequence,
-    kind,
-    namespace: header.namespace ?? null,
-    firstTs: opTime(header.firstTs),
-    lastTs: opTime(header.lastTs),
-    lastId: header.lastId === undefined ? null : EJSON.stringify({ _id: header.lastId }, { relaxed: false }),
-    count: Number(header.count),
-    bytes: incoming.body.length,
-    uncompressedBytes: Number(header.uncompressedSize),
-    codec: header.codec,
-    sha256,
-    storeKey: key,
-    createdAt: Date.now(),
-  });
+  catalog.slices.insert(
+    sliceRecordOf(header, {
+      deploymentId: record.id,
+      generation,
+      storeKey: key,
+      bytes: incoming.body.length,
+    }),
+  );
   if (kind === "missing") catalog.missing.markAnswered(stream.slice("missing/".length));
   return { stream, sequence, stored: true, duplicate: false };
 }

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Long, serialize, Timestamp, UUID, type Document } from "bson";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { SliceRecord } from "../../src/catalog/slices.js";
+import { sliceRecordOf, type SliceRecord } from "../../src/catalog/slices.js";
 import { deserializeExact, HeadDatabase } from "../../src/headdb/index.js";
 import { OplogApplier } from "../../src/oplog/apply/index.js";
 import { openOplogStore } from "../../src/oplogstore/open.js";
@@ -84,27 +84,16 @@ describe("materialising a point in time", () => {
     oplog = await openOplogStore(join(dir, "oplogstore"));
     for (const [sequence, part] of OPLOG.entries()) {
       const bytes = encodeSlice({ kind: "oplog", deployment: "d", stream: "oplog", sequence }, part);
-      const header = readSliceHeader(bytes);
       const storeKey = `d/g0/oplog/${sequence}.slice`;
       await oplog.put(storeKey, bytes);
-      slices.push({
-        deploymentId: "d",
-        generation: 0,
-        stream: "oplog",
-        sequence,
-        kind: "oplog",
-        namespace: null,
-        firstTs: { t: header.firstTs!.t, i: header.firstTs!.i },
-        lastTs: { t: header.lastTs!.t, i: header.lastTs!.i },
-        lastId: null,
-        count: part.length,
-        bytes: bytes.length,
-        uncompressedBytes: header.uncompressedSize,
-        codec: header.codec,
-        sha256: header.bodySha256.toString("hex"),
-        storeKey,
-        createdAt: Date.now(),
-      });
+      slices.push(
+        sliceRecordOf(readSliceHeader(bytes), {
+          deploymentId: "d",
+          generation: 0,
+          storeKey,
+          bytes: bytes.length,
+        }),
+      );
     }
   });
 

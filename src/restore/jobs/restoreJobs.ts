@@ -13,7 +13,7 @@ import { mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { UUID } from "bson";
 import type { Catalog } from "../../catalog/index.js";
-import { FINISHED, type RestoreRecord, type RestoreStatus } from "../../catalog/restores.js";
+import type { RestoreRecord } from "../../catalog/restores.js";
 import type { SnapshotStores } from "../../daemon/snapshotStores.js";
 import type { HeadDatabase } from "../../headdb/index.js";
 import type { OplogStore } from "../../oplogstore/oplogStore.js";
@@ -131,11 +131,7 @@ export class RestoreJobs {
           : "create a new restore",
       );
     // Read now: it stays held for another while.
-    this.options.catalog.restores.finish(id, {
-      status: "ready",
-      result: job.result,
-      expiresAt: Date.now() + this.imageMs(),
-    });
+    this.options.catalog.restores.extend(id, Date.now() + this.imageMs());
     return image;
   }
 
@@ -294,7 +290,7 @@ export class RestoreJobs {
         return;
       }
       if (delivery.kind === "archive") {
-        this.setStatus(id, "writing");
+        this.options.catalog.restores.setStatus(id, "writing");
         const file = this.archiveFile(id, delivery.gzip === true);
         const result = await exportArchive(file, { collections: opened.collections }, opened.documents, {
           gzip: delivery.gzip,
@@ -310,7 +306,7 @@ export class RestoreJobs {
         log(`restore ${id}: archive of ${describeSource(source)} written (${bytes} bytes)`);
         return;
       }
-      this.setStatus(id, "loading");
+      this.options.catalog.restores.setStatus(id, "loading");
       const loaded = await loadCollections({
         uri: delivery.uri,
         collections: opened.collections.map((c) => loaderCollectionOf(c, () => opened.documents(c))),
@@ -358,10 +354,6 @@ export class RestoreJobs {
     }
   }
 
-  private setStatus(id: string, status: RestoreStatus): void {
-    if (!FINISHED.includes(status)) this.options.catalog.restores.setStatus(id, status);
-  }
-
   private async openSource(id: string, source: RestoreSourceRecord, running: Running): Promise<OpenSource> {
     const { catalog, stores } = this.options;
     const checkCancelled = () => {
@@ -378,7 +370,7 @@ export class RestoreJobs {
         ts: manifest.ts,
       };
     }
-    this.setStatus(id, "materializing");
+    this.options.catalog.restores.setStatus(id, "materializing");
     const deployment = catalog.deployments.get(source.deploymentId);
     if (!deployment) throw new Error(`deployment '${source.deploymentName}' was removed`);
     // Planned again: a snapshot or slice may have gone since the job was accepted.

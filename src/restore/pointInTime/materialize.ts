@@ -130,15 +130,12 @@ async function loadSnapshot(
   }
 }
 
-function isSessionCommand(raw: Buffer): boolean {
+/** The entry's ts, and whether it is a command of a session (only those can be in a transaction). */
+function inspect(raw: Buffer): { ts: OpTimeJson; sessionCommand: boolean } {
   const entry = new OplogEntry(raw);
-  return entry.op === "c" && entry.lsid !== undefined;
-}
-
-function tsOf(raw: Buffer): OpTimeJson {
-  const ts = new OplogEntry(raw).ts;
+  const ts = entry.ts;
   if (!ts) throw new Error("an oplog entry without ts");
-  return { t: ts.t, i: ts.i };
+  return { ts: { t: ts.t, i: ts.i }, sessionCommand: entry.op === "c" && entry.lsid !== undefined };
 }
 
 /**
@@ -163,11 +160,11 @@ async function replayOplog(
     previous = slice;
     const after: Buffer[] = [];
     for (const raw of await readSliceDocuments(options.oplog, slice)) {
-      const ts = tsOf(raw);
+      const { ts, sessionCommand } = inspect(raw);
       if (compareOpTimes(ts, targetTs) > 0) break;
       if (compareOpTimes(ts, manifest.ts) <= 0) {
         // Only commands of sessions can belong to a transaction: the rest is not kept.
-        if (manifest.heldFrom && compareOpTimes(ts, manifest.heldFrom) >= 0 && isSessionCommand(raw))
+        if (sessionCommand && manifest.heldFrom && compareOpTimes(ts, manifest.heldFrom) >= 0)
           beforeSnapshot.push(raw);
       } else after.push(raw);
     }
