@@ -26,9 +26,16 @@ export function runCli(args: string[], env: Record<string, string | undefined> =
   let stderr = "";
   child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on("exit", (code, signal) => resolve({ code, signal })),
   );
+  const ended = (stream: NodeJS.ReadableStream) =>
+    new Promise<void>((resolve) => {
+      stream.once("end", resolve);
+      stream.once("close", resolve);
+    });
+  // "exit" can come before the last output is read from the pipes; a test reads both after it.
+  const exited = Promise.all([exit, ended(child.stdout!), ended(child.stderr!)]).then(([status]) => status);
   return { child, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
