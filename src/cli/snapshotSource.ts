@@ -30,8 +30,9 @@ export async function* streamedDocuments(
   if (!response.body) return;
   async function* chunks(): AsyncGenerator<Buffer> {
     try {
+      // A view, not a copy: each chunk is the response's own, fresh from the socket.
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>)
-        yield Buffer.from(chunk);
+        yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     } catch (error) {
       // Cut without a trailer: the connection dropped, or the server stopped before it could say why.
       throw errors.cut(error as Error);

@@ -17,6 +17,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { compareBsonValues } from "../../src/bson/compare.js";
 import { encodeIdKey, encodeIdKeyFromDocument } from "../../src/bson/keyEncoding.js";
+import { rawDocument, rawElement, rawString } from "../helpers/rawBson.js";
 
 const dec = (text: string) => Decimal128.fromString(text);
 const long = (text: string) => Long.fromString(text);
@@ -223,25 +224,6 @@ describe("encodeIdKey", () => {
     expect(() => encodeIdKey(undefined)).toThrow(/undefined/);
   });
 });
-
-/** A document built by hand, for the types `bson` cannot write (Undefined, DBPointer). */
-function rawDocument(...elements: Buffer[]): Buffer {
-  const body = Buffer.concat([...elements, Buffer.from([0])]);
-  const size = Buffer.alloc(4);
-  size.writeInt32LE(body.length + 4);
-  return Buffer.concat([size, body]);
-}
-
-function rawElement(type: number, name: string, value: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([type]), Buffer.from(name + "\0", "utf8"), value]);
-}
-
-function rawString(text: string): Buffer {
-  const bytes = Buffer.from(text + "\0", "utf8");
-  const length = Buffer.alloc(4);
-  length.writeInt32LE(bytes.length);
-  return Buffer.concat([length, bytes]);
-}
 
 const dbPointer = (collection: string, idHex: string) =>
   Buffer.concat([rawString(collection), Buffer.from(idHex.padEnd(24, "0"), "hex")]);

@@ -36,6 +36,7 @@ import {
   type LoadProgress,
 } from "../../src/restore/loader/index.js";
 import { withEmulator, type AnyDoc, type EmulatorFixture } from "../helpers/emulator.js";
+import { rawDocument, rawElement, rawInt32 } from "../helpers/rawBson.js";
 
 /*
  * The restore loader against real emulators: a source emulator with varied data is described the
@@ -65,7 +66,8 @@ const corpus = JSON.parse(
  * one has its own `_id`, with it as the sub-document `doc`).
  */
 function withIntId(id: number, elementsOf: Buffer): Buffer {
-  if ("_id" in deserializeExact(elementsOf)) return withIntId(id, rawDoc(element(0x03, "doc", elementsOf)));
+  if ("_id" in deserializeExact(elementsOf))
+    return withIntId(id, rawDocument(rawElement(0x03, "doc", elementsOf)));
   const idElement = Buffer.alloc(1 + 4 + 4);
   idElement[0] = 0x10;
   idElement.write("_id\0", 1, "latin1");
@@ -75,24 +77,6 @@ function withIntId(id: number, elementsOf: Buffer): Buffer {
   doc.writeInt32LE(doc.length, 0);
   body.copy(doc, 4);
   return doc;
-}
-
-function element(type: number, name: string, value: Buffer = Buffer.alloc(0)): Buffer {
-  return Buffer.concat([Buffer.from([type]), Buffer.from(`${name}\0`, "utf8"), value]);
-}
-
-function rawDoc(...elements: Buffer[]): Buffer {
-  const body = Buffer.concat(elements);
-  const doc = Buffer.alloc(4 + body.length + 1);
-  doc.writeInt32LE(doc.length, 0);
-  body.copy(doc, 4);
-  return doc;
-}
-
-function int32(value: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32LE(value, 0);
-  return b;
 }
 
 /** Puts raw documents into an emulator collection as they are (no driver in between). */
@@ -334,17 +318,28 @@ describe("exact documents", () => {
     );
     const cases: Array<[Buffer, RegExp]> = [
       [withIntId(7, dbPointer), /DBPointer/],
-      [rawDoc(element(0x10, "_id", int32(8)), element(0x06, "u")), /'u' is BSON Undefined/],
+      [rawDocument(rawElement(0x10, "_id", rawInt32(8)), rawElement(0x06, "u")), /'u' is BSON Undefined/],
       [
-        rawDoc(element(0x10, "_id", int32(9)), element(0x10, "b", int32(1)), element(0x10, "1", int32(2))),
+        rawDocument(
+          rawElement(0x10, "_id", rawInt32(9)),
+          rawElement(0x10, "b", rawInt32(1)),
+          rawElement(0x10, "1", rawInt32(2)),
+        ),
         /'1'/,
       ],
       [
-        rawDoc(element(0x10, "_id", int32(10)), element(0x10, "a", int32(1)), element(0x10, "a", int32(2))),
+        rawDocument(
+          rawElement(0x10, "_id", rawInt32(10)),
+          rawElement(0x10, "a", rawInt32(1)),
+          rawElement(0x10, "a", rawInt32(2)),
+        ),
         /twice/,
       ],
       [
-        rawDoc(element(0x10, "_id", int32(11)), element(0x03, "sub", rawDoc(element(0x06, "deep")))),
+        rawDocument(
+          rawElement(0x10, "_id", rawInt32(11)),
+          rawElement(0x03, "sub", rawDocument(rawElement(0x06, "deep"))),
+        ),
         /'sub.deep'/,
       ],
     ];

@@ -185,6 +185,18 @@ describe("mergeEntries", () => {
     await rejectsWith(collect(mergeEntries([[b1, b1]])), "OUT_OF_ORDER");
   });
 
+  it("reads a single source straight through: live entries only, in order, closed at the end", async () => {
+    expectDocuments(await collect(mergeEntries([[a1, deletion(2), c1]])), [a1, c1]);
+    const { closed, tracked } = trackedSources();
+    await rejectsWith(collect(mergeEntries([tracked(0, [b1, a1])])), "OUT_OF_ORDER");
+    expect(closed).toEqual([0]);
+    for await (const entry of mergeEntries([tracked(1, [a1, b1])])) {
+      expect(entry.key.equals(a1.key)).toBe(true);
+      break;
+    }
+    expect(closed).toEqual([0, 1]);
+  });
+
   it("closes every source when the consumer stops early", async () => {
     const { closed, tracked } = trackedSources();
     for await (const entry of mergeEntries([tracked(0, [a1, b1, c1]), tracked(1, [b2, d2])])) {

@@ -8,6 +8,7 @@ import { MongoBulkWriteError, type MongoClient } from "mongodb";
 import { exactDocument, DRIVER_SERIALIZE } from "./exactDocument.js";
 import { LoadError, SourceReadError } from "./errors.js";
 import { splitNamespace } from "./namespaceFilter.js";
+import { isVerifiedByDbHash } from "./targetVerify.js";
 
 /** One collection to restore, as a snapshot manifest describes it (plus where its documents are). */
 export interface LoaderCollection {
@@ -169,6 +170,12 @@ export interface DocumentLoadOptions {
   /** ...or this many documents (at most 100,000, mongod's maxWriteBatchSize). Default 100,000. */
   batchCount?: number;
   onProgress?: (progress: LoadProgress) => void;
+  /**
+   * Compare the target's dbHash with each collection's md5 at the end (src/restore/loader/index.ts).
+   * Default true. A collection so checked sends its plain documents without a serialize-and-compare
+   * round trip each (exactDocument.ts): the dbHash catches what the round trip would have.
+   */
+  verify?: boolean;
 }
 
 export interface LoadedCounts {
@@ -256,6 +263,7 @@ export async function loadDocuments(
     counts.set(plan.target, loaded);
     const inFlight = new Set<Promise<void>>();
     const capped = fromCanonical(plan.options).capped === true;
+    const roundTrip = options.verify === false || !isVerifiedByDbHash(plan);
 
     const send = async (docs: Document[], bytes: number) => {
       const release = await writes.acquire();
@@ -294,7 +302,7 @@ export async function loadDocuments(
           docs = [];
           bytes = 0;
         }
-        docs.push(exactDocument(raw, plan.target));
+        docs.push(exactDocument(raw, plan.target, { roundTrip }));
         bytes += raw.byteLength;
       }
       if (docs.length > 0 && !failure) await send(docs, bytes);

@@ -3,13 +3,15 @@
  * is deserialized with the project's exact options (src/headdb/exactBson.ts) and serialized back
  * here with the options the driver's insert uses; only documents that come back byte for byte are
  * sent, so the target stores the snapshot's bytes and its dbHash can equal the manifest's MD5.
+ * Where the dbHash is compared afterwards, a plain document (plainDocument.ts) skips the compare.
  * What JS objects cannot carry (DBPointer, BSON Undefined, repeated or out-of-order integer-like
  * field names) is an UnrepresentableDocumentError naming the collection and `_id`.
  */
-import { EJSON, serialize, type Document } from "bson";
+import { deserialize, EJSON, serialize, type Document } from "bson";
 import { elements } from "../../bson/elements.js";
-import { deserializeExact } from "../../headdb/exactBson.js";
+import { deserializeExact, EXACT_BSON } from "../../headdb/exactBson.js";
 import { UnrepresentableDocumentError } from "./errors.js";
+import { isPlainDocument } from "./plainDocument.js";
 
 /** The options the driver serializes insert documents with (no key checks, undefined kept). */
 export const DRIVER_SERIALIZE = {
@@ -17,6 +19,9 @@ export const DRIVER_SERIALIZE = {
   ignoreUndefined: false,
   serializeFunctions: false,
 } as const;
+
+/** Exact reading of a plain document, whose strings isPlainDocument has already found valid UTF-8. */
+const PLAIN_READ = { ...EXACT_BSON, validation: { utf8: false } } as const;
 
 const DOCUMENT = 0x03;
 const ARRAY = 0x04;
@@ -79,11 +84,31 @@ function describeId(doc: Document | undefined, bytes: Uint8Array): string {
   return `(no readable _id, ${bytes.byteLength} bytes)`;
 }
 
+export interface ExactDocumentOptions {
+  /**
+   * Serialize every document back and compare, plain ones included. Default true; a loader turns
+   * it off for collections whose dbHash it compares afterwards, where a plain document's bytes
+   * are certain (plainDocument.ts) and anything unforeseen still shows as a mismatch.
+   */
+  roundTrip?: boolean;
+}
+
 /**
- * The document as the object to hand to insertMany, checked to serialize back to exactly
+ * The document as the object to hand to insertMany, certain to serialize back to exactly
  * `bytes`; otherwise an UnrepresentableDocumentError for `namespace`.
  */
-export function exactDocument(bytes: Uint8Array, namespace: string): Document {
+export function exactDocument(
+  bytes: Uint8Array,
+  namespace: string,
+  { roundTrip = true }: ExactDocumentOptions = {},
+): Document {
+  if (!roundTrip && isPlainDocument(bytes)) {
+    try {
+      return deserialize(bytes, PLAIN_READ);
+    } catch {
+      // Unreadable after all: the full path below says why.
+    }
+  }
   let doc: Document | undefined;
   let reason: string | undefined;
   try {

@@ -19,7 +19,7 @@ import { RestoreInterruptedError } from "./errors.js";
 import { buildIndexes } from "./indexBuilder.js";
 import { createNamespaceFilter, splitNamespace } from "./namespaceFilter.js";
 import { connectTarget, preflightTarget, type ConnectOptions } from "./targetPreflight.js";
-import { verifyTarget, type VerifyResult } from "./targetVerify.js";
+import { isVerifiedByDbHash, verifyTarget, type VerifyResult } from "./targetVerify.js";
 
 export * from "./errors.js";
 export * from "./namespaceFilter.js";
@@ -83,8 +83,6 @@ export interface LoaderOptions extends PlanOptions, DocumentLoadOptions, Connect
   collections: readonly LoaderCollection[];
   /** Drop target namespaces that exist instead of refusing. */
   drop?: boolean;
-  /** Compare the target's dbHash with each collection's md5 at the end. Default true. */
-  verify?: boolean;
   /** Messages worth showing (skipped collections, drops). */
   log?: (line: string) => void;
 }
@@ -214,7 +212,7 @@ async function loadPlans(
     for (const plan of toLoad)
       if (plan.type === "timeseries") log(`${plan.target}: time series collection, not verified by dbHash`);
     const expectations = toLoad
-      .filter((plan) => plan.type === "collection" && typeof plan.md5 === "string")
+      .filter(isVerifiedByDbHash)
       .map((plan) => ({ namespace: plan.target, md5: plan.md5! }));
     verification = await verifyTarget(client, expectations);
   }

@@ -1,5 +1,6 @@
 /** After a restore: the target's dbHash of each restored collection against the expected MD5. */
 import type { MongoClient } from "mongodb";
+import type { LoaderCollection } from "./collectionLoader.js";
 import { splitNamespace } from "./namespaceFilter.js";
 
 export interface VerifyExpectation {
@@ -14,6 +15,14 @@ export interface VerifyResult {
   /** The target's hash; null when the target has no such collection. */
   actual: string | null;
   match: boolean;
+}
+
+/**
+ * Whether the target's dbHash of `collection` can be compared with what the source recorded: a
+ * collection with an MD5 (not a view, nor a time series, whose target hashes its buckets).
+ */
+export function isVerifiedByDbHash(collection: LoaderCollection): boolean {
+  return collection.type === "collection" && typeof collection.md5 === "string";
 }
 
 /** Runs dbHash once per target database over the expected collections. */

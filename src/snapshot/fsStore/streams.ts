@@ -81,38 +81,56 @@ export async function* splitDocuments(source: AsyncIterable<Buffer>): AsyncGener
   let pendingBytes = 0;
   let need = 0; // length of the next document, 0 while unknown
   let position = 0; // offset of pending[0] in the stream
+  const documentEnds = (doc: Buffer, at: number) => {
+    if (doc[doc.length - 1] !== 0)
+      throw new FramingError(`the document at byte ${at} of the BSON stream does not end with NUL`);
+  };
   for await (const chunk of source) {
     if (chunk.length === 0) continue;
     pending.push(chunk);
     pendingBytes += chunk.length;
-    while (true) {
-      if (need === 0) {
-        if (pendingBytes < 4) break;
-        need = readLength(pending);
+    if (need === 0) {
+      if (pendingBytes < 4) continue;
+      need = readLength(pending);
+      checkLength(need, position);
+    }
+    if (pendingBytes < need) continue;
+    let buf = pending[0];
+    if (pending.length > 1) {
+      // A document cut by chunk ends: copy just it (it ends in this chunk), then go on in this
+      // chunk's rest, so no other byte is copied.
+      const doc = Buffer.concat(pending, need);
+      documentEnds(doc, position);
+      yield doc;
+      buf = chunk.subarray(chunk.length - (pendingBytes - need));
+      position += need;
+      need = 0;
+      if (buf.length >= 4) {
+        need = buf.readInt32LE(0);
         checkLength(need, position);
       }
-      if (pendingBytes < need) break;
-      const buf = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
-      let offset = 0;
-      while (true) {
-        const doc = buf.subarray(offset, offset + need);
-        if (doc[need - 1] !== 0) {
-          throw new FramingError(
-            `the document at byte ${position + offset} of the BSON stream does not end with NUL`,
-          );
-        }
-        yield doc;
-        offset += need;
-        need = 0;
-        if (buf.length - offset < 4) break;
-        need = buf.readInt32LE(offset);
-        checkLength(need, position + offset);
-        if (buf.length - offset < need) break;
+      if (need === 0 || buf.length < need) {
+        pending = buf.length > 0 ? [buf] : [];
+        pendingBytes = buf.length;
+        continue;
       }
-      position += offset;
-      pending = offset < buf.length ? [buf.subarray(offset)] : [];
-      pendingBytes = buf.length - offset;
     }
+    // `buf` starts with a whole document of `need` bytes.
+    let offset = 0;
+    while (true) {
+      const doc = buf.subarray(offset, offset + need);
+      documentEnds(doc, position + offset);
+      yield doc;
+      offset += need;
+      need = 0;
+      if (buf.length - offset < 4) break;
+      need = buf.readInt32LE(offset);
+      checkLength(need, position + offset);
+      if (buf.length - offset < need) break;
+    }
+    position += offset;
+    pending = offset < buf.length ? [buf.subarray(offset)] : [];
+    pendingBytes = buf.length - offset;
   }
   if (pendingBytes > 0) {
     throw new FramingError(
