@@ -2,8 +2,9 @@
  * Restore jobs over HTTP: `POST /api/v1/restores` of a snapshot delivered as a mongodump archive
  * (downloaded behind an expiring signed link, whole and by Range, then imported by the CLI into a
  * second emulator and compared with the source), or into a deployment by the server; progress
- * and status; bad requests refused before any work; deleting a job removes its files; a damaged
- * block fails the job naming the block and the namespaces that are complete.
+ * and status; bad requests refused before any work; deleting a job removes its files, and stops it
+ * if it is loading; a damaged block fails the job naming the block and the namespaces that are
+ * complete.
  */
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -204,6 +205,32 @@ describe("restore jobs (HTTP)", () => {
     expect(existsSync(dir)).toBe(false);
     const gone = await fetch(`${fx.server.url}${job.downloadUrl}`);
     expect(gone.status).toBe(410);
+  }, 60_000);
+
+  it("deleting a job while it loads stops it at its next document, saying which namespaces are complete", async () => {
+    // Slow replies from the target keep the job loading long enough to be deleted on the way.
+    target.emulator.faults.delayReplies(200);
+    try {
+      const { id } = (
+        await create({
+          snapshotId: snapshot.id,
+          delivery: { kind: "deployment", uri: target.emulator.uri, drop: true, parallel: 1 },
+        })
+      ).body;
+      await waitFor(`restore ${id} to be loading`, async () =>
+        (await fx.api<RestoreView>("GET", `/api/v1/restores/${id}`)).body.status === "loading"
+          ? true
+          : undefined,
+      );
+      const deleted = await fx.api<RestoreView>("DELETE", `/api/v1/restores/${id}`);
+      expect(deleted.body.status).toBe("failed");
+      expect(deleted.body.error).toBe("deleted while it ran");
+      const result = deleted.body.result as { completed: string[]; incomplete: string[] };
+      expect(result.incomplete.length).toBeGreaterThan(0);
+      expect(existsSync(join(fx.dataDir, "restores", id))).toBe(false);
+    } finally {
+      target.emulator.faults.delayReplies(0);
+    }
   }, 60_000);
 
   it("fails on a damaged block, naming the block, and says which namespaces are complete", async () => {

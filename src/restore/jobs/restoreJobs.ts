@@ -289,10 +289,13 @@ export class RestoreJobs {
         log(`restore ${id}: ${describeSource(source)} is ready to be read`);
         return;
       }
+      // A DELETE or a server stop ends the job at its next document, not at its end.
+      const documents = (collection: ManifestCollection) =>
+        untilCancelled(opened.documents(collection), running);
       if (delivery.kind === "archive") {
         this.options.catalog.restores.setStatus(id, "writing");
         const file = this.archiveFile(id, delivery.gzip === true);
-        const result = await exportArchive(file, { collections: opened.collections }, opened.documents, {
+        const result = await exportArchive(file, { collections: opened.collections }, documents, {
           gzip: delivery.gzip,
           onProgress: (p) => catalog.restores.setProgress(id, { stage: "writing", ...p }),
         });
@@ -309,7 +312,7 @@ export class RestoreJobs {
       this.options.catalog.restores.setStatus(id, "loading");
       const loaded = await loadCollections({
         uri: delivery.uri,
-        collections: opened.collections.map((c) => loaderCollectionOf(c, () => opened.documents(c))),
+        collections: opened.collections.map((c) => loaderCollectionOf(c, () => documents(c))),
         drop: delivery.drop,
         include: delivery.nsInclude,
         exclude: delivery.nsExclude,
@@ -420,4 +423,12 @@ function publicDelivery(delivery: DeliveryRequest): unknown {
   if (delivery.kind !== "deployment") return delivery;
   const { uri, ...rest } = delivery;
   return { ...rest, to: redactUri(uri) };
+}
+
+/** The documents of `source` until the job is cancelled; then the job's reason, as an error. */
+async function* untilCancelled(source: AsyncIterable<Buffer>, running: Running): AsyncGenerator<Buffer> {
+  for await (const document of source) {
+    if (running.cancelled) throw new Error(running.cancelled);
+    yield document;
+  }
 }
