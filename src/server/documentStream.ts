@@ -20,14 +20,14 @@ export interface DocumentStreamContext {
 }
 
 /**
- * Answers 200 with `documents`, taking the response over from Fastify (its stream handling would
- * end a failed stream without a word). On a read error: the documents batched so far, the
- * trailer, then the connection is destroyed so that the response never looks complete. A client
- * that goes away stops the reading.
+ * Answers 200 with the documents of `batches` (a step per batch, not per document), taking the
+ * response over from Fastify (its stream handling would end a failed stream without a word). On a
+ * read error: the documents batched so far, the trailer, then the connection is destroyed so that
+ * the response never looks complete. A client that goes away stops the reading.
  */
 export async function sendDocuments(
   reply: FastifyReply,
-  documents: AsyncIterable<Uint8Array>,
+  batches: AsyncIterable<readonly Uint8Array[]>,
   context: DocumentStreamContext,
 ): Promise<void> {
   reply.hijack();
@@ -43,9 +43,11 @@ export async function sendDocuments(
     return write(response, bytes);
   };
   try {
-    for await (const document of documents) {
-      batch.push(document);
-      batchBytes += document.byteLength;
+    for await (const documents of batches) {
+      for (const document of documents) {
+        batch.push(document);
+        batchBytes += document.byteLength;
+      }
       if (batchBytes >= BATCH_BYTES && !(await flush())) return;
     }
     if (await flush()) response.end();

@@ -359,6 +359,11 @@ export class RunReader implements AsyncIterable<RunEntry> {
   ) {}
 
   async *[Symbol.asyncIterator](): AsyncGenerator<RunEntry> {
+    for await (const entries of this.blocks()) yield* entries;
+  }
+
+  /** The run's entries a block at a time (fewer steps than an entry at a time, for bulk reads). */
+  async *blocks(): AsyncGenerator<readonly RunEntry[]> {
     const blocks = this.run.blocks;
     for (let i = 0; i < blocks.length; i++) {
       const ref = blocks[i];
@@ -388,7 +393,7 @@ export class RunReader implements AsyncIterable<RunEntry> {
       if (i > 0 && Buffer.compare(Buffer.from(blocks[i - 1].lastKey, "hex"), decoded.entries[0].key) >= 0) {
         throw new RunError("BAD_DESCRIPTOR", `${label} does not start after the block before it ends`);
       }
-      yield* decoded.entries;
+      yield decoded.entries;
     }
   }
 }

@@ -4,7 +4,11 @@ import { encodeIdKeyFromDocument } from "../../src/bson/keyEncoding.js";
 import type { Codec } from "../../src/slice/codecs.js";
 import type { DocumentEntry, RunEntry } from "../../src/snapshot/block.js";
 import { BlockError, RunError } from "../../src/snapshot/errors.js";
+import { DOCUMENTS_PER_BATCH } from "../../src/snapshot/batches.js";
+import type { ManifestCollection, SnapshotManifest } from "../../src/snapshot/manifest.js";
 import { checkChain, compactChain, mergeChain, mergeEntries } from "../../src/snapshot/merge.js";
+import { readCollection, readCollectionBatches, type SnapshotSource } from "../../src/snapshot/reader.js";
+import type { BlockStore } from "../../src/snapshot/stores/index.js";
 import {
   parseRunDescriptor,
   RunReader,
@@ -318,6 +322,41 @@ describe("mergeChain", () => {
     expect(error).toBeInstanceOf(BlockError);
     expect((error as BlockError).code).toBe("HASH_MISMATCH");
     expect((error as Error).message).toMatch(/^delta run block 2 of/);
+  });
+});
+
+describe("readCollectionBatches", () => {
+  const read = (chain: Chain, runs: RunDescriptor[]) => {
+    const manifest = { snapshotId: "s", encrypted: false } as unknown as SnapshotManifest;
+    const collection = { namespace: "db.c", type: "collection", runs } as unknown as ManifestCollection;
+    const source: SnapshotSource = {
+      kind: "blocks",
+      blocks: { get: chain.store.getBlock } as unknown as BlockStore,
+    };
+    return {
+      batches: readCollectionBatches(manifest, collection, source),
+      documents: readCollection(manifest, collection, source),
+    };
+  };
+
+  it("gives a base alone a block at a time, and a chain in batches, the same documents as the merge", async () => {
+    const chain = await randomChain(5, "zstd", 600, 4);
+    const base = read(chain, chain.runs.slice(0, 1));
+    const baseBatches = await collect(base.batches);
+    expect(baseBatches.length).toBe(chain.runs[0].blocks.length);
+    const baseDocs = (await collect(mergeChain(chain.runs.slice(0, 1), chain.store.getBlock))).map(
+      (e) => e.doc,
+    );
+    expect(baseBatches.flat()).toEqual(baseDocs);
+    expect(await collect(base.documents)).toEqual(baseDocs);
+
+    const whole = read(chain, chain.runs);
+    const batches = await collect(whole.batches);
+    expect(batches.every((batch) => batch.length > 0 && batch.length <= DOCUMENTS_PER_BATCH)).toBe(true);
+    const merged = (await collect(mergeChain(chain.runs, chain.store.getBlock))).map((e) => e.doc);
+    expect(merged.length).toBeGreaterThan(DOCUMENTS_PER_BATCH);
+    expect(batches.flat()).toEqual(merged);
+    expect(await collect(whole.documents)).toEqual(merged);
   });
 });
 

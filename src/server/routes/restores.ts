@@ -7,6 +7,7 @@ import {
   type RestoreJobs,
 } from "../../restore/jobs/index.js";
 import { deploymentRanges, isoOf, TargetNotRestorableError } from "../../restore/pointInTime/index.js";
+import { DOCUMENTS_PER_BATCH, inBatches } from "../../snapshot/batches.js";
 import { READ_FAILED } from "../../snapshot/streamTrailer.js";
 import { requireAdmin, routeOf } from "../auth.js";
 import type { ServerContext } from "../context.js";
@@ -124,7 +125,7 @@ export function registerRestoreRoutes(
       const collection = image.collections.find((c) => c.namespace === request.params.namespace);
       if (!collection)
         throw notFound(`collection '${request.params.namespace}' in restore ${request.params.id}`);
-      await sendDocuments(reply, image.documents(collection), {
+      await sendDocuments(reply, inBatches(image.documents(collection), DOCUMENTS_PER_BATCH), {
         label: `restore ${request.params.id}: ${collection.namespace}`,
         log: ctx.log,
         failureOf: (error) => ({

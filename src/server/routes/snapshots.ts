@@ -5,7 +5,7 @@ import { SnapshotRequestError, type SnapshotService } from "../../daemon/snapsho
 import { parseManifest } from "../../snapshot/manifest.js";
 import { readFailure } from "../../snapshot/readFailure.js";
 import { SnapshotSchedule } from "../../snapshot/policy.js";
-import { readCollection } from "../../snapshot/reader.js";
+import { readCollectionBatches } from "../../snapshot/reader.js";
 import { requireAdmin, routeOf } from "../auth.js";
 import type { ServerContext } from "../context.js";
 import { deploymentView } from "../deploymentView.js";
@@ -172,7 +172,7 @@ export function registerSnapshotRoutes(app: FastifyInstance, ctx: ServerContext)
       const collection = manifest.collections.find((c) => c.namespace === request.params.namespace);
       if (!collection) throw notFound(`collection '${request.params.namespace}' in snapshot ${record.id}`);
       const store = await service().storeOf(record);
-      await sendDocuments(reply, readCollection(manifest, collection, store.source), {
+      await sendDocuments(reply, readCollectionBatches(manifest, collection, store.source), {
         label: `snapshot ${record.id}: ${collection.namespace}`,
         log: ctx.log,
         failureOf: (error) => readFailure(error, collection),
