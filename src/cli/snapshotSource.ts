@@ -2,7 +2,7 @@
 import type { snapshotView } from "../server/routes/snapshots.js";
 import { parseManifest, type SnapshotManifest } from "../snapshot/manifest.js";
 import {
-  documentsUntilTrailer,
+  documentBatchesUntilTrailer,
   READ_FAILED,
   StreamFailureError,
   type StreamFailure,
@@ -39,7 +39,9 @@ export async function* streamedDocuments(
     }
   }
   try {
-    yield* documentsUntilTrailer(chunks());
+    // One step per document in all (the loader's own): batches below, not generators in a row.
+    for await (const documents of documentBatchesUntilTrailer(chunks()))
+      for (const document of documents) yield document;
   } catch (error) {
     if (error instanceof StreamFailureError) throw errors.trailer(error.failure);
     throw error;

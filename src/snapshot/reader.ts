@@ -28,7 +28,8 @@ export async function* readCollection(
   source: SnapshotSource,
   options: ReadOptions = {},
 ): AsyncGenerator<Buffer> {
-  for await (const batch of readCollectionBatches(manifest, collection, source, options)) yield* batch;
+  for await (const batch of readCollectionBatches(manifest, collection, source, options))
+    for (const document of batch) yield document;
 }
 
 /**

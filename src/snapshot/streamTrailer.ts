@@ -11,7 +11,7 @@
  * the first bytes; this is the only way left to name the failure to the client.
  */
 import { z } from "zod";
-import { FramingError, splitDocuments } from "./fsStore/streams.js";
+import { FramingError, splitDocumentBatches } from "./fsStore/streams.js";
 
 /** The four bytes that stand where a document's length would be and start the trailer. */
 export const TRAILER_MARKER = Buffer.alloc(4);
@@ -78,8 +78,14 @@ export function decodeTrailer(json: Buffer): StreamFailure {
  * source report it: a source error before the trailer (a dropped connection) is rethrown as is.
  */
 export async function* documentsUntilTrailer(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  for await (const documents of documentBatchesUntilTrailer(source))
+    for (const document of documents) yield document;
+}
+
+/** The same, a chunk's worth of documents at a time (for bulk reads: a step per chunk, not per document). */
+export async function* documentBatchesUntilTrailer(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer[]> {
   const trailer: Trailer = { parts: undefined, bytes: 0 };
-  yield* splitDocuments(bytesBeforeTrailer(source, trailer));
+  yield* splitDocumentBatches(bytesBeforeTrailer(source, trailer));
   if (trailer.parts) throw new StreamFailureError(decodeTrailer(Buffer.concat(trailer.parts)));
 }
 

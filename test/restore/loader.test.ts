@@ -690,9 +690,26 @@ describe("loadCollections", () => {
       await insertRaw(source, "odd.pointers", [
         Buffer.from(serialize({ _id: new Int32(1), ok: true })),
         withIntId(2, dbPointer),
+        Buffer.from(serialize({ _id: new Int32(3), ok: true })),
       ]);
       const [odd] = await describeSource(source.client, ["odd"]);
-      const error = await loadCollections({ uri: fx.emulator.uri, collections: [odd] }).then(
+      // The source is told to close (its stream or file) once the load stops reading it.
+      let read = 0;
+      let closed = false;
+      const tracked = {
+        ...odd,
+        documents: async function* () {
+          try {
+            for await (const document of odd.documents!()) {
+              read++;
+              yield document;
+            }
+          } finally {
+            closed = true;
+          }
+        },
+      };
+      const error = await loadCollections({ uri: fx.emulator.uri, collections: [tracked] }).then(
         () => undefined,
         (e: unknown) => e,
       );
@@ -702,6 +719,8 @@ describe("loadCollections", () => {
       const cause = (error as RestoreInterruptedError).cause;
       expect(cause).toBeInstanceOf(UnrepresentableDocumentError);
       expect((cause as Error).message).toMatch(/^odd\.pointers: document \{"\$numberInt":"2"\}.*DBPointer/);
+      expect(read).toBe(2);
+      expect(closed).toBe(true);
     } finally {
       await fx.close();
     }

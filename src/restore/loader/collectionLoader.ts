@@ -206,12 +206,19 @@ function describeWriteError(error: unknown): string {
   return (error as Error).message;
 }
 
-/** The plan's documents; an error of the source's becomes a SourceReadError naming the collection. */
-async function* sourceDocuments(plan: PlannedCollection): AsyncGenerator<Uint8Array> {
+/**
+ * The next of the plan's documents (undefined at the end); an error of the source's becomes a
+ * SourceReadError naming the collection. Called by hand rather than wrapped in another generator:
+ * that would be one more step for every document.
+ */
+async function nextDocument(
+  plan: PlannedCollection,
+  documents: AsyncIterator<Uint8Array>,
+): Promise<Uint8Array | undefined> {
   try {
-    yield* plan.documents!();
+    const next = await documents.next();
+    return next.done ? undefined : next.value;
   } catch (error) {
-    // Only the source's own errors land here: the loop reading these never throws into it.
     throw new SourceReadError(plan.namespace, { cause: error });
   }
 }
@@ -292,11 +299,17 @@ export async function loadDocuments(
       if (capped) await write;
     };
 
+    const documents = plan.documents!()[Symbol.asyncIterator]();
+    let ended = false;
     try {
       let docs: Document[] = [];
       let bytes = 0;
-      for await (const raw of sourceDocuments(plan)) {
-        if (failure) break;
+      while (!failure) {
+        const raw = await nextDocument(plan, documents);
+        if (raw === undefined) {
+          ended = true;
+          break;
+        }
         if (docs.length > 0 && (bytes + raw.byteLength > batchBytes || docs.length >= batchCount)) {
           await send(docs, bytes);
           docs = [];
@@ -309,6 +322,8 @@ export async function loadDocuments(
     } catch (error) {
       failure ??= error;
     } finally {
+      // Stopped early (a failure): let the source close its stream or file.
+      if (!ended) await documents.return?.().catch(() => {});
       await Promise.all(inFlight);
     }
     if (failure) return;

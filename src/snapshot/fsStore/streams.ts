@@ -72,72 +72,100 @@ function checkLength(length: number, offset: number): void {
 }
 
 /**
- * Splits concatenated BSON documents (a `.bson` file's content) into documents. Each document is
- * a view of a buffer nothing else writes to. Throws FramingError for a bad length, a document not
- * ending with NUL, or a cut-off last document.
+ * Cuts concatenated BSON documents into documents as their bytes arrive, chunk by chunk. Each
+ * document is a view of a chunk (only one cut across chunks is copied, into a buffer of its own).
+ * Throws FramingError for a bad length, a document not ending with NUL, or (at `end`) a cut-off
+ * last document.
  */
-export async function* splitDocuments(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  let need = 0; // length of the next document, 0 while unknown
-  let position = 0; // offset of pending[0] in the stream
-  const documentEnds = (doc: Buffer, at: number) => {
-    if (doc[doc.length - 1] !== 0)
-      throw new FramingError(`the document at byte ${at} of the BSON stream does not end with NUL`);
-  };
-  for await (const chunk of source) {
-    if (chunk.length === 0) continue;
-    pending.push(chunk);
-    pendingBytes += chunk.length;
-    if (need === 0) {
-      if (pendingBytes < 4) continue;
-      need = readLength(pending);
-      checkLength(need, position);
+export class DocumentSplitter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Length of the next document, 0 while unknown. */
+  private need = 0;
+  /** Offset of pending[0] in the stream. */
+  private position = 0;
+
+  /** The documents completed by `chunk`. */
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    if (chunk.length === 0) return out;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.need === 0) {
+      if (this.pendingBytes < 4) return out;
+      this.need = readLength(this.pending);
+      checkLength(this.need, this.position);
     }
-    if (pendingBytes < need) continue;
-    let buf = pending[0];
-    if (pending.length > 1) {
+    if (this.pendingBytes < this.need) return out;
+    let buf = this.pending[0];
+    if (this.pending.length > 1) {
       // A document cut by chunk ends: copy just it (it ends in this chunk), then go on in this
       // chunk's rest, so no other byte is copied.
-      const doc = Buffer.concat(pending, need);
-      documentEnds(doc, position);
-      yield doc;
-      buf = chunk.subarray(chunk.length - (pendingBytes - need));
-      position += need;
-      need = 0;
+      const doc = Buffer.concat(this.pending, this.need);
+      documentEnds(doc, this.position);
+      out.push(doc);
+      buf = chunk.subarray(chunk.length - (this.pendingBytes - this.need));
+      this.position += this.need;
+      this.need = 0;
       if (buf.length >= 4) {
-        need = buf.readInt32LE(0);
-        checkLength(need, position);
+        this.need = buf.readInt32LE(0);
+        checkLength(this.need, this.position);
       }
-      if (need === 0 || buf.length < need) {
-        pending = buf.length > 0 ? [buf] : [];
-        pendingBytes = buf.length;
-        continue;
+      if (this.need === 0 || buf.length < this.need) {
+        this.pending = buf.length > 0 ? [buf] : [];
+        this.pendingBytes = buf.length;
+        return out;
       }
     }
     // `buf` starts with a whole document of `need` bytes.
     let offset = 0;
     while (true) {
-      const doc = buf.subarray(offset, offset + need);
-      documentEnds(doc, position + offset);
-      yield doc;
-      offset += need;
-      need = 0;
+      const doc = buf.subarray(offset, offset + this.need);
+      documentEnds(doc, this.position + offset);
+      out.push(doc);
+      offset += this.need;
+      this.need = 0;
       if (buf.length - offset < 4) break;
-      need = buf.readInt32LE(offset);
-      checkLength(need, position + offset);
-      if (buf.length - offset < need) break;
+      this.need = buf.readInt32LE(offset);
+      checkLength(this.need, this.position + offset);
+      if (buf.length - offset < this.need) break;
     }
-    position += offset;
-    pending = offset < buf.length ? [buf.subarray(offset)] : [];
-    pendingBytes = buf.length - offset;
+    this.position += offset;
+    this.pending = offset < buf.length ? [buf.subarray(offset)] : [];
+    this.pendingBytes = buf.length - offset;
+    return out;
   }
-  if (pendingBytes > 0) {
-    throw new FramingError(
-      `the BSON stream ends inside a document: ${pendingBytes} bytes left at byte ${position}` +
-        (need > 0 ? ` of a ${need}-byte document` : ""),
-    );
+
+  /** At the end of the stream: a FramingError if it stopped inside a document. */
+  end(): void {
+    if (this.pendingBytes > 0) {
+      throw new FramingError(
+        `the BSON stream ends inside a document: ${this.pendingBytes} bytes left at byte ${this.position}` +
+          (this.need > 0 ? ` of a ${this.need}-byte document` : ""),
+      );
+    }
   }
+}
+
+function documentEnds(doc: Buffer, at: number): void {
+  if (doc[doc.length - 1] !== 0)
+    throw new FramingError(`the document at byte ${at} of the BSON stream does not end with NUL`);
+}
+
+/** The documents of concatenated BSON (a `.bson` file's content), a chunk's worth at a time. */
+export async function* splitDocumentBatches(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer[]> {
+  const splitter = new DocumentSplitter();
+  for await (const chunk of source) {
+    const documents = splitter.push(chunk);
+    if (documents.length > 0) yield documents;
+  }
+  splitter.end();
+}
+
+/** The documents of concatenated BSON (a `.bson` file's content) one by one (see DocumentSplitter). */
+export async function* splitDocuments(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  for await (const documents of splitDocumentBatches(source))
+    for (const document of documents) yield document;
 }
 
 /** First bytes of a sealed file: then frames of (u32 big-endian length, sealed bytes). */
