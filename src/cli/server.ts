@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { portNumber, positiveNumber } from "./parsers.js";
+import { portNumber, positiveInteger, positiveNumber } from "./parsers.js";
 import type { ServerConfigInput } from "../server/options.js";
 
 interface ServerCliOptions {
@@ -15,6 +15,7 @@ interface ServerCliOptions {
   s3ForcePathStyle?: boolean;
   oplogStoreMaxGb?: number;
   oplogRetentionHours?: number;
+  restoreJobs?: number;
   snapshotStore?: string;
   snapshotIntervalHours?: number;
   encryptionKeyFile?: string;
@@ -49,6 +50,11 @@ export function serverCommand(): Command {
       "--oplog-retention-hours <hours>",
       "point-in-time window: applied oplog slices older than this are removed (default 24)",
       positiveNumber,
+    )
+    .option(
+      "--restore-jobs <n>",
+      "restore jobs that work at once (materialising, loading, writing archives); more wait queued (default 2)",
+      positiveInteger,
     )
     .option(
       "--snapshot-store <spec>",
@@ -98,6 +104,7 @@ Examples:
         ...(opts.oplogStore ? { oplogStore: opts.oplogStore } : {}),
         ...(opts.oplogStoreMaxGb ? { oplogStoreMaxBytes: Math.floor(opts.oplogStoreMaxGb * 1024 ** 3) } : {}),
         ...(opts.oplogRetentionHours ? { oplogRetentionHours: opts.oplogRetentionHours } : {}),
+        ...(opts.restoreJobs ? { restoreJobs: opts.restoreJobs } : {}),
         ...(opts.snapshotStore ? { snapshotStore: opts.snapshotStore } : {}),
         ...(opts.snapshotIntervalHours
           ? {

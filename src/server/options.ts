@@ -41,6 +41,8 @@ export const ServerConfig = z.object({
   previousEncryptionKeyFiles: z.array(z.string()).default([]),
   /** How often groom removes expired snapshots and unreferenced blocks. */
   groomIntervalMinutes: z.number().positive().default(60),
+  /** Restore jobs that work at once (materialising a point in time, loading, writing an archive); more wait, queued. */
+  restoreJobs: z.number().int().positive().default(2),
   /** How often each snapshot is read back and checked by the integrity job. */
   integrityCheckDays: z.number().positive().default(7),
 });

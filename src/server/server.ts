@@ -116,7 +116,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     throw error;
   }
   const restores = snapshots
-    ? new RestoreJobs({ catalog, stores: snapshots.stores, oplog: store, dataDir, log })
+    ? new RestoreJobs({
+        catalog,
+        stores: snapshots.stores,
+        oplog: store,
+        dataDir,
+        log,
+        concurrency: config.restoreJobs,
+      })
     : undefined;
   const ctx: ServerContext = { catalog, store, config, log, daemon, snapshots, restores };
   const links = new DownloadLinks(loadOrCreateLinkSecret(dataDir, { onWarning: log }).secret);

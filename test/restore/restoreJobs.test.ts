@@ -57,7 +57,8 @@ describe("restore jobs (HTTP)", () => {
   beforeAll(async () => {
     source = await withEmulator();
     target = await withEmulator();
-    fx = await withServer(snapshotServerOptions(SMALL_SNAPSHOT_BLOCKS));
+    // One job at a time: the queue is tested below, and the other tests wait for each job anyway.
+    fx = await withServer(snapshotServerOptions({ ...SMALL_SNAPSHOT_BLOCKS, restoreJobs: 1 }));
     await seedShop(source.client, {
       orders: 2500,
       notePrefix: "order",
@@ -231,6 +232,31 @@ describe("restore jobs (HTTP)", () => {
     } finally {
       target.emulator.faults.delayReplies(0);
     }
+  }, 60_000);
+
+  it("keeps a job queued while another works, then runs it (--restore-jobs 1)", async () => {
+    target.emulator.faults.delayReplies(100);
+    let first: RestoreView;
+    let second: RestoreView;
+    try {
+      first = (
+        await create({
+          snapshotId: snapshot.id,
+          delivery: { kind: "deployment", uri: target.emulator.uri, drop: true, parallel: 1 },
+        })
+      ).body;
+      second = (await create({ snapshotId: snapshot.id, delivery: { kind: "archive" } })).body;
+      await waitFor(`restore ${first.id} to be loading`, async () =>
+        (await fx.api<RestoreView>("GET", `/api/v1/restores/${first.id}`)).body.status === "loading"
+          ? true
+          : undefined,
+      );
+      expect((await fx.api<RestoreView>("GET", `/api/v1/restores/${second.id}`)).body.status).toBe("queued");
+    } finally {
+      target.emulator.faults.delayReplies(0);
+    }
+    expect((await ended(first.id)).status).toBe("complete");
+    expect((await ended(second.id)).status).toBe("complete");
   }, 60_000);
 
   it("fails on a damaged block, naming the block, and says which namespaces are complete", async () => {

@@ -34,6 +34,7 @@ import {
   materializePointInTime,
   planPointInTime,
 } from "../pointInTime/index.js";
+import { Semaphore } from "../semaphore.js";
 import { RestoreJobError } from "./errors.js";
 import type { DeliveryRequest, RestoreRequest, RestoreSourceRecord } from "./request.js";
 
@@ -47,6 +48,11 @@ export interface RestoreJobsOptions {
   archiveHours?: number;
   /** How long a point in time held for a client stays without being read. Default 6 hours. */
   imageHours?: number;
+  /**
+   * Jobs that work at once (each may build a head database, or load a deployment); the others
+   * stay queued. Default 2. A point in time held for a client (ready) no longer counts.
+   */
+  concurrency?: number;
 }
 
 /** What a job reads documents from once its source is open. */
@@ -70,8 +76,11 @@ export class RestoreJobs {
   private readonly running = new Map<string, Running>();
   private sweeper?: NodeJS.Timeout;
   private stopping = false;
+  private readonly slots: Semaphore;
 
-  constructor(private readonly options: RestoreJobsOptions) {}
+  constructor(private readonly options: RestoreJobsOptions) {
+    this.slots = new Semaphore(Math.max(1, options.concurrency ?? 2));
+  }
 
   /** At start: jobs cut off by a stop are failed, and their files removed (a held point in time too). */
   start(): void {
@@ -272,9 +281,12 @@ export class RestoreJobs {
   ): Promise<void> {
     const { catalog, log } = this.options;
     let keep = false;
+    // Let create() return first: the job is visible as queued before any work, and stays queued
+    // until a slot is free.
+    await new Promise((resolve) => setImmediate(resolve));
+    const release = await this.slots.acquire();
     try {
-      // Let create() return first: the job is visible as queued before any work.
-      await new Promise((resolve) => setImmediate(resolve));
+      if (running.cancelled) throw new Error(running.cancelled);
       mkdirSync(this.jobDir(id), { recursive: true });
       const opened = await this.openSource(id, source, running);
       if (running.cancelled) throw new Error(running.cancelled);
@@ -346,6 +358,7 @@ export class RestoreJobs {
       });
       log(`restore ${id} failed: ${message}`);
     } finally {
+      release();
       // A held point in time stays open for its client; everything else is done with its head
       // database, and a job that did not complete with its files.
       if (!keep) {

@@ -8,6 +8,7 @@ import { MongoBulkWriteError, type MongoClient } from "mongodb";
 import { exactDocument, DRIVER_SERIALIZE } from "./exactDocument.js";
 import { LoadError, SourceReadError } from "./errors.js";
 import { splitNamespace } from "./namespaceFilter.js";
+import { Semaphore } from "../semaphore.js";
 import { isVerifiedByDbHash } from "./targetVerify.js";
 
 /** One collection to restore, as a snapshot manifest describes it (plus where its documents are). */
@@ -139,27 +140,6 @@ export async function createTargetCollection(
     }
   }
   return { status: "created" };
-}
-
-/** A counting semaphore: at most `size` holders at once. */
-class Semaphore {
-  private waiting: Array<() => void> = [];
-  private free: number;
-  constructor(size: number) {
-    this.free = size;
-  }
-  async acquire(): Promise<() => void> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    };
-  }
 }
 
 export interface DocumentLoadOptions {
