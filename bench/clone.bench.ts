@@ -4,10 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startServer } from "../src/server/server.js";
 import type { DeploymentView } from "../src/server/deploymentView.js";
+import { BENCH_ADMIN_KEY } from "./cliProcess.js";
 import { CLI_PATH, childNodeFlags, rssOf } from "./emulatorProcess.js";
 import { round, type Figure } from "./figures.js";
-
-const ADMIN_KEY = "bench-admin-key-0123456789";
 
 /**
  * Clones the loaded emulator with a real server (in this process) and the agent CLI (its own
@@ -22,12 +21,18 @@ export async function cloneBench(options: {
   const dataDir = mkdtempSync(join(tmpdir(), "tidemark-bench-"));
   // The daemon would build the head database in this process, beside the clone being measured;
   // initialSync.bench.ts measures the clone and the daemon together, in a server process.
-  const server = await startServer({ dataDir, port: 0, adminKey: ADMIN_KEY, log: () => {}, daemon: false });
+  const server = await startServer({
+    dataDir,
+    port: 0,
+    adminKey: BENCH_ADMIN_KEY,
+    log: () => {},
+    daemon: false,
+  });
   const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const response = await fetch(`${server.url}${path}`, {
       method,
       headers: {
-        authorization: `Bearer ${ADMIN_KEY}`,
+        authorization: `Bearer ${BENCH_ADMIN_KEY}`,
         ...(body ? { "content-type": "application/json" } : {}),
       },
       body: body ? JSON.stringify(body) : undefined,

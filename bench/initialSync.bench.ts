@@ -1,17 +1,15 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { MongoClient, ObjectId } from "mongodb";
 import { newestOplogOpTime } from "../src/agent/oplogQueries.js";
 import { compareOpTimes } from "../src/protocol/optime.js";
 import type { DeploymentView } from "../src/server/deploymentView.js";
 import { benchDocumentCount, loadBenchDocuments } from "./emulator.bench.js";
-import { CLI_PATH, childNodeFlags, startEmulatorProcess } from "./emulatorProcess.js";
+import { BENCH_ADMIN_KEY, spawnCli, startServerProcess, stopProcess, type CliProcess } from "./cliProcess.js";
+import { startEmulatorProcess } from "./emulatorProcess.js";
 import { round, type Figure } from "./figures.js";
 
-const ADMIN_KEY = "bench-admin-key-0123456789";
 const GIB = 1024 * 1024 * 1024;
 /** A run that takes this long is stuck, not slow. */
 const DEADLINE_MS = 60 * 60 * 1000;
@@ -30,53 +28,6 @@ export function memoryOf(pid: number): ProcessMemory {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const mb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024;
   return { peakRss: mb("VmHWM"), anon: mb("RssAnon"), file: mb("RssFile") };
-}
-
-interface ChildOutput {
-  child: ChildProcess;
-  /** The last lines the process wrote on stderr, to show when it fails. */
-  tail: string[];
-}
-
-function spawnNode(args: string[], env: NodeJS.ProcessEnv = process.env): ChildOutput {
-  const child = spawn(process.execPath, [...childNodeFlags(), CLI_PATH, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env,
-  });
-  const tail: string[] = [];
-  createInterface({ input: child.stderr! }).on("line", (line) => {
-    tail.push(line);
-    if (tail.length > 40) tail.shift();
-  });
-  return { child, tail };
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-  });
-}
-
-/** `tidemark server` as its own process, so its memory is measured alone. */
-async function startServerProcess(dataDir: string): Promise<ChildOutput & { url: string }> {
-  const server = spawnNode(["server", "--data-dir", dataDir, "--port", "0"], {
-    ...process.env,
-    TIDEMARK_ADMIN_KEY: ADMIN_KEY,
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: server.child.stdout! }).on("line", (line) => {
-      const ready = /^tidemark server ready: (\S+)/.exec(line);
-      if (ready) resolve(ready[1]);
-    });
-    server.child.once("exit", (code) =>
-      reject(
-        new Error(`the server exited with code ${code} before it was ready:\n${server.tail.join("\n")}`),
-      ),
-    );
-  });
-  return { ...server, url };
 }
 
 /**
@@ -146,8 +97,8 @@ export interface InitialSyncRun {
 export async function initialSyncRun(sourceUri: string): Promise<InitialSyncRun> {
   const dataDir = mkdtempSync(join(tmpdir(), "tidemark-bench-sync-"));
   const client = new MongoClient(sourceUri);
-  let server: (ChildOutput & { url: string }) | undefined;
-  let agent: ChildOutput | undefined;
+  let server: (CliProcess & { url: string }) | undefined;
+  let agent: CliProcess | undefined;
   let load: WriteLoad | undefined;
   try {
     await client.connect();
@@ -156,7 +107,7 @@ export async function initialSyncRun(sourceUri: string): Promise<InitialSyncRun>
     const api = async <T>(method: string, path: string): Promise<T> => {
       const response = await fetch(`${url}${path}`, {
         method,
-        headers: { authorization: `Bearer ${ADMIN_KEY}` },
+        headers: { authorization: `Bearer ${BENCH_ADMIN_KEY}` },
       });
       if (!response.ok)
         throw new Error(`${method} ${path}: HTTP ${response.status} ${await response.text()}`);
@@ -164,11 +115,11 @@ export async function initialSyncRun(sourceUri: string): Promise<InitialSyncRun>
     };
     const created = await fetch(`${url}/api/v1/deployments`, {
       method: "POST",
-      headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${BENCH_ADMIN_KEY}`, "content-type": "application/json" },
       body: JSON.stringify({ name: "bench" }),
     });
     const { id, agentKey } = (await created.json()) as { id: string; agentKey: string };
-    agent = spawnNode([
+    agent = spawnCli([
       "agent",
       "--server",
       url,
@@ -221,8 +172,8 @@ export async function initialSyncRun(sourceUri: string): Promise<InitialSyncRun>
     };
   } finally {
     await load?.stop();
-    if (agent) await stopChild(agent.child);
-    if (server) await stopChild(server.child);
+    if (agent) await stopProcess(agent);
+    if (server) await stopProcess(server);
     await client.close();
     rmSync(dataDir, { recursive: true, force: true });
   }

@@ -12,26 +12,25 @@
  * --parallel). throughput_ratio = restore MB/s ÷ insertMany MB/s. Restore and baseline alternate
  * ROUNDS times; the fastest of each counts.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { Long, serialize, Timestamp, UUID } from "bson";
 import { MongoClient } from "mongodb";
 import { Catalog } from "../src/catalog/index.js";
 import { rememberStore } from "../src/daemon/groom.js";
+import { completionOf } from "../src/daemon/snapshots.js";
 import { HeadDatabase } from "../src/headdb/headDatabase.js";
 import { SnapshotSchedule } from "../src/snapshot/policy.js";
 import { openBlockStore } from "../src/snapshot/stores/index.js";
 import { writeSnapshot } from "../src/snapshot/writer.js";
 import { benchDocument, benchDocumentCount } from "./emulator.bench.js";
-import { CLI_PATH, childNodeFlags, cpuSecondsOf, startEmulatorProcess } from "./emulatorProcess.js";
+import { BENCH_ADMIN_KEY, spawnCli, startServerProcess, stopProcess, type CliProcess } from "./cliProcess.js";
+import { cpuSecondsOf, startEmulatorProcess } from "./emulatorProcess.js";
 import { round, type Figure } from "./figures.js";
 import { memoryOf } from "./initialSync.bench.js";
 
 const MB = 1024 * 1024;
-const ADMIN_KEY = "bench-admin-key-0123456789";
 const DB = "bench";
 const COLLECTION = "docs";
 /** Documents per head database write while building the snapshot. */
@@ -102,15 +101,7 @@ async function buildSnapshot(dataDir: string, headPath: string, count: number): 
       chain: SnapshotSchedule.parse({}),
       referBlocks: (hashes) => catalog.snapshots.referBlocks(record.id, blocks.location, hashes),
     });
-    catalog.snapshots.complete(record.id, {
-      classes: ["on_demand"],
-      ts: written.manifest.ts,
-      wallTime: Date.parse(written.manifest.wallTime),
-      changeNumber: written.manifest.changeNumber,
-      logicalBytes: written.logicalBytes,
-      storedBytes: written.storedBytes,
-      manifest: written.manifest,
-    });
+    catalog.snapshots.complete(record.id, completionOf(written, ["on_demand"]));
     const [collection] = written.manifest.collections;
     if (collection?.count !== count || collection.md5 === null)
       throw new Error(`bench snapshot holds ${collection?.count} documents, not ${count}`);
@@ -120,55 +111,6 @@ async function buildSnapshot(dataDir: string, headPath: string, count: number): 
     catalog.close();
     await head.close();
   }
-}
-
-interface NodeProcess {
-  child: ChildProcess;
-  stdout: () => string;
-  /** The last lines the process wrote on stderr, to show when it fails. */
-  tail: string[];
-  exited: Promise<number | null>;
-}
-
-function spawnCli(args: string[], env: NodeJS.ProcessEnv): NodeProcess {
-  const child = spawn(process.execPath, [...childNodeFlags(), CLI_PATH, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env,
-  });
-  let stdout = "";
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-  const tail: string[] = [];
-  createInterface({ input: child.stderr! }).on("line", (line) => {
-    tail.push(line);
-    if (tail.length > 40) tail.shift();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { child, stdout: () => stdout, tail, exited };
-}
-
-async function stopProcess(run: NodeProcess): Promise<void> {
-  if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill("SIGTERM");
-  await run.exited;
-}
-
-/** `tidemark server` on `dataDir`, as its own process. */
-async function startServerProcess(dataDir: string): Promise<NodeProcess & { url: string }> {
-  const server = spawnCli(["server", "--data-dir", dataDir, "--port", "0"], {
-    ...process.env,
-    TIDEMARK_ADMIN_KEY: ADMIN_KEY,
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: server.child.stdout! }).on("line", (line) => {
-      const ready = /^tidemark server ready: (\S+)/.exec(line);
-      if (ready) resolve(ready[1]);
-    });
-    void server.exited.then((code) =>
-      reject(
-        new Error(`the server exited with code ${code} before it was ready:\n${server.tail.join("\n")}`),
-      ),
-    );
-  });
-  return { ...server, url };
 }
 
 interface RestoreRun {
@@ -184,7 +126,7 @@ interface RestoreRun {
 
 /** `tidemark restore --snapshot ID --to URI --json` into a fresh emulator process. */
 async function timedRestore(
-  server: NodeProcess & { url: string },
+  server: CliProcess & { url: string },
   snapshot: BenchSnapshot,
 ): Promise<RestoreRun> {
   const target = await startEmulatorProcess(TARGET_ARGS);
@@ -197,7 +139,7 @@ async function timedRestore(
     const restore = spawnCli(["restore", "--snapshot", snapshot.id, "--to", target.uri, "--json"], {
       ...process.env,
       TIDEMARK_URL: server.url,
-      TIDEMARK_API_KEY: ADMIN_KEY,
+      TIDEMARK_API_KEY: BENCH_ADMIN_KEY,
     });
     // VmHWM is a high-water mark: the last sample before the exit holds the peak (bar the last
     // SAMPLE_MS). /proc/<pid> goes once the process is reaped, so a sample may find it gone.
@@ -301,7 +243,7 @@ async function timedInsertMany(snapshot: BenchSnapshot): Promise<InsertManyRun> 
 export async function restoreBench(options: { totalBytes: number }): Promise<Figure[]> {
   const dir = mkdtempSync(join(tmpdir(), "tidemark-bench-restore-"));
   const dataDir = join(dir, "server");
-  let server: (NodeProcess & { url: string }) | undefined;
+  let server: (CliProcess & { url: string }) | undefined;
   try {
     const snapshot = await buildSnapshot(dataDir, join(dir, "head"), benchDocumentCount(options.totalBytes));
     rmSync(join(dir, "head"), { recursive: true, force: true });

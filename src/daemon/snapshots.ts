@@ -6,11 +6,16 @@
  */
 import type { Catalog } from "../catalog/index.js";
 import type { DeploymentRecord } from "../catalog/deployments.js";
-import { INTERRUPTED, type SnapshotRecord, type SnapshotTrigger } from "../catalog/snapshots.js";
+import {
+  INTERRUPTED,
+  type CompletedSnapshot,
+  type SnapshotRecord,
+  type SnapshotTrigger,
+} from "../catalog/snapshots.js";
 import { manifestBlocks, parseManifest } from "../snapshot/manifest.js";
 import { resolveSchedule, snapshotClasses, type SnapshotScheduleInput } from "../snapshot/policy.js";
 import { verifySnapshot, type SnapshotVerification } from "../snapshot/verify.js";
-import { writeSnapshot, type SnapshotProgress } from "../snapshot/writer.js";
+import { writeSnapshot, type SnapshotProgress, type WrittenSnapshot } from "../snapshot/writer.js";
 import type { Daemon } from "./daemon.js";
 import { rememberStore } from "./groom.js";
 import type { SnapshotStores } from "./snapshotStores.js";
@@ -175,15 +180,13 @@ export class SnapshotService {
           },
         });
         storedBytes = written.storedBytes;
-        catalog.snapshots.complete(record.id, {
-          classes: classesAtCompletion(catalog.snapshots.forDeployment(deployment.id), record.id),
-          ts: written.manifest.ts,
-          wallTime: Date.parse(written.manifest.wallTime),
-          changeNumber: written.manifest.changeNumber,
-          logicalBytes: written.logicalBytes,
-          storedBytes: written.storedBytes,
-          manifest: written.manifest,
-        });
+        catalog.snapshots.complete(
+          record.id,
+          completionOf(
+            written,
+            classesAtCompletion(catalog.snapshots.forDeployment(deployment.id), record.id),
+          ),
+        );
         // Later snapshots in this store build on this one: older change entries are not needed.
         await head
           .pruneChanges(written.manifest.changeNumber)
@@ -307,6 +310,22 @@ export class SnapshotService {
 }
 
 /** The retention classes snapshot `id` gets as it completes, among the deployment's snapshots now. */
+/** What the catalog records of a written snapshot, with the retention classes it holds. */
+export function completionOf(
+  written: WrittenSnapshot,
+  classes: SnapshotRecord["classes"],
+): CompletedSnapshot {
+  return {
+    classes,
+    ts: written.manifest.ts,
+    wallTime: Date.parse(written.manifest.wallTime),
+    changeNumber: written.manifest.changeNumber,
+    logicalBytes: written.logicalBytes,
+    storedBytes: written.storedBytes,
+    manifest: written.manifest,
+  };
+}
+
 function classesAtCompletion(snapshots: SnapshotRecord[], id: string): SnapshotRecord["classes"] {
   const completing = snapshots.map((s) => (s.id === id ? { ...s, status: "complete" as const } : s));
   return snapshotClasses(completing).get(id) ?? null;

@@ -22,29 +22,16 @@ function iteratorOf(source: EntrySource): Iterator<RunEntry> | AsyncIterator<Run
   return Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
 }
 
-function outOfOrder(index: number, key: Buffer, previous: Buffer): RunError {
-  return new RunError(
-    "OUT_OF_ORDER",
-    `run ${index} of the chain yields key ${key.toString("hex")} after ` +
-      `${previous.toString("hex")}; runs must be in strictly increasing key order`,
-  );
-}
-
 async function advance(head: Head): Promise<void> {
   const previous = head.entry;
   const next = await head.iterator.next();
   head.entry = next.done ? undefined : next.value;
-  if (head.entry && previous && Buffer.compare(previous.key, head.entry.key) >= 0)
-    throw outOfOrder(head.index, head.entry.key, previous.key);
-}
-
-/** The live entries of one stream: nothing to merge, only its order to check. */
-async function* liveEntries(source: EntrySource): AsyncGenerator<DocumentEntry> {
-  let previous: Buffer | undefined;
-  for await (const entry of source) {
-    if (previous && Buffer.compare(previous, entry.key) >= 0) throw outOfOrder(0, entry.key, previous);
-    previous = entry.key;
-    if (!entry.deleted) yield entry;
+  if (head.entry && previous && Buffer.compare(previous.key, head.entry.key) >= 0) {
+    throw new RunError(
+      "OUT_OF_ORDER",
+      `run ${head.index} of the chain yields key ${head.entry.key.toString("hex")} after ` +
+        `${previous.key.toString("hex")}; runs must be in strictly increasing key order`,
+    );
   }
 }
 
@@ -55,11 +42,6 @@ async function* liveEntries(source: EntrySource): AsyncGenerator<DocumentEntry> 
  * after a few deltas), so the smallest key is found by a scan rather than a heap.
  */
 export async function* mergeEntries(sources: readonly EntrySource[]): AsyncGenerator<DocumentEntry> {
-  // A base alone (every full snapshot) is read straight through, without a merge step per entry.
-  if (sources.length === 1) {
-    yield* liveEntries(sources[0]);
-    return;
-  }
   const heads: Head[] = sources.map((source, index) => ({
     iterator: iteratorOf(source),
     entry: undefined,
