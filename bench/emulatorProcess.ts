@@ -14,7 +14,19 @@ export function rssOf(pid: number): number {
 
 /** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s). */
 export function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return cpuSecondsIn(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU seconds of a process's main thread alone (its JavaScript; GC helpers and libuv's pool are
+ * other threads): the one that bounds a Node.js server's throughput.
+ */
+export function mainThreadCpuSecondsOf(pid: number): number {
+  return cpuSecondsIn(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function cpuSecondsIn(statPath: string): number {
+  const stat = readFileSync(statPath, "utf8");
   // Fields after the command name (which may hold spaces) start at "state": utime, stime are 12, 13.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;

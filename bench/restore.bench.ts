@@ -26,7 +26,7 @@ import { openBlockStore } from "../src/snapshot/stores/index.js";
 import { writeSnapshot } from "../src/snapshot/writer.js";
 import { benchDocument, benchDocumentCount } from "./emulator.bench.js";
 import { BENCH_ADMIN_KEY, spawnCli, startServerProcess, stopProcess, type CliProcess } from "./cliProcess.js";
-import { cpuSecondsOf, startEmulatorProcess } from "./emulatorProcess.js";
+import { cpuSecondsOf, mainThreadCpuSecondsOf, startEmulatorProcess } from "./emulatorProcess.js";
 import { round, type Figure } from "./figures.js";
 import { memoryOf } from "./initialSync.bench.js";
 
@@ -121,7 +121,7 @@ interface RestoreRun {
   serverRssBeforeMb: number;
   serverPeakRssMb: number;
   /** CPU seconds each process spent on the restore: where the time goes on a shared machine. */
-  cpu: { cli: number; server: number; target: number };
+  cpu: { cli: number; server: number; target: number; targetMain: number };
 }
 
 /** `tidemark restore --snapshot ID --to URI --json` into a fresh emulator process. */
@@ -135,6 +135,7 @@ async function timedRestore(
     const serverRssBeforeMb = memoryOf(serverPid).peakRss;
     const serverCpuBefore = cpuSecondsOf(serverPid);
     const targetCpuBefore = cpuSecondsOf(target.child.pid!);
+    const targetMainBefore = mainThreadCpuSecondsOf(target.child.pid!);
     const started = performance.now();
     const restore = spawnCli(["restore", "--snapshot", snapshot.id, "--to", target.uri, "--json"], {
       ...process.env,
@@ -174,6 +175,7 @@ async function timedRestore(
         cli: cliCpu,
         server: cpuSecondsOf(serverPid) - serverCpuBefore,
         target: cpuSecondsOf(target.child.pid!) - targetCpuBefore,
+        targetMain: mainThreadCpuSecondsOf(target.child.pid!) - targetMainBefore,
       },
     };
   } finally {
@@ -186,7 +188,7 @@ interface InsertManyRun {
   /** How long the target's dbHash of the collection took: what the restore's verification asks. */
   dbHashSeconds: number;
   /** CPU seconds of the timed inserts: this (the driver's) process and the target. */
-  cpu: { client: number; target: number };
+  cpu: { client: number; target: number; targetMain: number };
 }
 
 /**
@@ -205,6 +207,7 @@ async function timedInsertMany(snapshot: BenchSnapshot): Promise<InsertManyRun> 
     let milliseconds = 0;
     let clientCpu = 0;
     const targetCpuBefore = cpuSecondsOf(target.child.pid!);
+    const targetMainBefore = mainThreadCpuSecondsOf(target.child.pid!);
     for (let chunk = 0; chunk < snapshot.count; chunk += GENERATE_CHUNK) {
       const docs = Array.from({ length: Math.min(GENERATE_CHUNK, snapshot.count - chunk) }, (_, k) =>
         benchDocument(chunk + k),
@@ -227,13 +230,18 @@ async function timedInsertMany(snapshot: BenchSnapshot): Promise<InsertManyRun> 
       clientCpu += (used.user + used.system) / 1e6;
     }
     const targetCpu = cpuSecondsOf(target.child.pid!) - targetCpuBefore;
+    const targetMain = mainThreadCpuSecondsOf(target.child.pid!) - targetMainBefore;
     const hashStarted = performance.now();
     const hash = await client.db(DB).command({ dbHash: 1, collections: [COLLECTION] });
     const dbHashSeconds = (performance.now() - hashStarted) / 1000;
     const md5 = (hash.collections as Record<string, string>)[COLLECTION];
     if (md5 !== snapshot.md5)
       throw new Error(`the baseline's target holds other data (dbHash ${md5}, snapshot ${snapshot.md5})`);
-    return { seconds: milliseconds / 1000, dbHashSeconds, cpu: { client: clientCpu, target: targetCpu } };
+    return {
+      seconds: milliseconds / 1000,
+      dbHashSeconds,
+      cpu: { client: clientCpu, target: targetCpu, targetMain },
+    };
   } finally {
     await client.close();
     await target.stop();
@@ -288,8 +296,14 @@ export async function restoreBench(options: { totalBytes: number }): Promise<Fig
       { name: "restore.cpu_s_cli", value: round(fastestRestore.cpu.cli), unit: "s" },
       { name: "restore.cpu_s_server", value: round(fastestRestore.cpu.server), unit: "s" },
       { name: "restore.cpu_s_target", value: round(fastestRestore.cpu.target), unit: "s" },
+      { name: "restore.cpu_s_target_main_thread", value: round(fastestRestore.cpu.targetMain), unit: "s" },
       { name: "restore.insert_many_cpu_s_client", value: round(fastestInsert.cpu.client), unit: "s" },
       { name: "restore.insert_many_cpu_s_target", value: round(fastestInsert.cpu.target), unit: "s" },
+      {
+        name: "restore.insert_many_cpu_s_target_main_thread",
+        value: round(fastestInsert.cpu.targetMain),
+        unit: "s",
+      },
       // restore.pitr_entries_per_s: bench/pointInTime.bench.ts.
     ];
   } finally {

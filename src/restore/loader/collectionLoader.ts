@@ -145,7 +145,7 @@ export async function createTargetCollection(
 export interface DocumentLoadOptions {
   /** Batches (of any collections) written at once, and collections read at once. Default 4. */
   parallel?: number;
-  /** A batch is sent when it reaches this many bytes of BSON. Default 1 MiB (DEFAULT_BATCH_BYTES). */
+  /** A batch is sent when it reaches this many bytes of BSON. Default 256 KiB (DEFAULT_BATCH_BYTES). */
   batchBytes?: number;
   /** ...or this many documents (at most 100,000, mongod's maxWriteBatchSize). Default 100,000. */
   batchCount?: number;
@@ -164,12 +164,13 @@ export interface LoadedCounts {
 }
 
 /**
- * Bytes of documents per insertMany. Small batches keep few documents alive at once: with 16 MiB
- * the restore CLI spent a sixth of its time collecting garbage and peaked at ~575 MB; 1 MiB cut
- * its CPU by a quarter and its RSS by half (bench/restore.bench.ts), with no fewer round trips
- * than the target can take.
+ * Bytes of documents per insertMany. A batch's documents live, as JS objects, until the target
+ * answers; in bigger batches they outlive young-generation collections and cost a full one later.
+ * With 16 MiB the restore CLI spent a sixth of its time collecting garbage and peaked at ~575 MB;
+ * 1 MiB cut its CPU by a quarter, 256 KiB by a tenth more (and its RSS to ~190 MB), with no fewer
+ * round trips in flight than the target can take (bench/restore.bench.ts).
  */
-export const DEFAULT_BATCH_BYTES = 1024 * 1024;
+export const DEFAULT_BATCH_BYTES = 256 * 1024;
 export const MAX_BATCH_COUNT = 100_000;
 
 function describeWriteError(error: unknown): string {
