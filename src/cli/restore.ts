@@ -11,6 +11,7 @@ import {
   loadResultRows,
 } from "./loading.js";
 import { openRestoreSource, type RestoreSource, type SourceOptions } from "./restoreSource.js";
+import { restoreJobsCommand } from "./restoreJobs.js";
 import { restoreRangesCommand } from "./restoreRanges.js";
 
 /** Exit codes: 1 the restore ran but a collection does not match the snapshot; 2 no restore. */
@@ -136,8 +137,10 @@ Examples:
   $ tidemark restore --snapshot 3f2a... --to "$TARGET" --drop --ns-include 'shop.*' --json
   $ tidemark restore --deployment rs0 --at 2026-11-24T10:15:30Z --to "$TARGET"
   $ tidemark restore --deployment rs0 --at-ts 1764000000:3 --to "$TARGET" --drop
-  $ tidemark restore ranges rs0`,
+  $ tidemark restore ranges rs0
+  $ tidemark restore jobs`,
     )
     .addCommand(restoreRangesCommand())
+    .addCommand(restoreJobsCommand())
     .action(restore);
 }

@@ -103,6 +103,10 @@ export class ClientConnection {
       const db = typeof body.$db === "string" ? body.$db : "admin";
       const sequences = new Map(request.sequences.map((s) => [s.identifier, s.documents]));
       const response = await dispatchCommand(this.deployment, this, db, body, request.body, sequences);
+      if (this.deployment.faults.takeDroppedReply(Object.keys(body)[0] ?? "")) {
+        this.close();
+        return;
+      }
       if ((request.flags & OpMsgFlag.moreToCome) !== 0) {
         this.runAfterReply(); // unacknowledged write: no reply
         return;

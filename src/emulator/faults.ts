@@ -24,11 +24,13 @@ export class InjectedCommandError extends CommandError {
 
 /**
  * Faults a test can inject (through the `tidemarkFault` admin command or the in-process API):
- * failing the next N commands of a name, delaying replies, closing every connection, and hiding
- * documents from find.
+ * failing the next N commands of a name, losing their replies, delaying replies, closing every
+ * connection, and hiding documents from find.
  */
 export class FaultInjector {
   private failures: CommandFailure[] = [];
+  /** Commands whose next replies are lost: run, then the connection closes instead of answering. */
+  private droppedReplies: Array<{ command: string; remaining: number }> = [];
   /** Milliseconds added before every reply. */
   replyDelayMs = 0;
 
@@ -68,8 +70,26 @@ export class FaultInjector {
     );
   }
 
+  /**
+   * The next `times` commands named `command` run, then lose their reply (the connection closes):
+   * the write landed but the client cannot know, as when a network cut comes at the wrong moment.
+   */
+  dropReplies(command: string, times = 1): void {
+    this.droppedReplies.push({ command, remaining: times });
+  }
+
+  /** True (once per time asked for) when the reply to `command` is to be lost. */
+  takeDroppedReply(command: string): boolean {
+    const drop = this.droppedReplies.find((d) => d.command === command && d.remaining > 0);
+    if (!drop) return false;
+    drop.remaining--;
+    this.droppedReplies = this.droppedReplies.filter((d) => d.remaining > 0);
+    return true;
+  }
+
   clear(): void {
     this.failures = [];
+    this.droppedReplies = [];
     this.hidden.clear();
     this.replyDelayMs = 0;
   }

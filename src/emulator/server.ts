@@ -28,6 +28,8 @@ export interface EmulatorFaults {
    * the labels the server would add (as with mongod's failCommand fail point).
    */
   failCommand(command: string, code: number, times?: number, errorLabels?: string[]): void;
+  /** The next `times` commands named `command` run, then the connection closes instead of replying. */
+  dropReplies(command: string, times?: number): void;
   /** Delays every reply by `ms` (0 to stop). */
   delayReplies(ms: number): void;
   /** Keeps only the newest `keep` oplog entries, as if the oplog had rolled over. */
@@ -73,6 +75,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     },
     failCommand: (command, code, times = 1, labels) =>
       deployment.faults.failCommand(command, code, times, labels),
+    dropReplies: (command, times = 1) => deployment.faults.dropReplies(command, times),
     delayReplies(ms) {
       deployment.faults.replyDelayMs = ms;
     },

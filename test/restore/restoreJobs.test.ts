@@ -4,7 +4,7 @@
  * second emulator and compared with the source), or into a deployment by the server; progress
  * and status; bad requests refused before any work; deleting a job removes its files, and stops it
  * if it is loading; a damaged block fails the job naming the block and the namespaces that are
- * complete.
+ * complete; `tidemark restore jobs` lists, shows and deletes them.
  */
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -47,6 +47,20 @@ describe("restore jobs (HTTP)", () => {
         return ["complete", "failed"].includes(view.status) ? view : undefined;
       },
       60_000,
+    );
+  /** A restore into `target` that loads one batch at a time (slow while replies are delayed). */
+  const createSlowLoad = async () =>
+    (
+      await create({
+        snapshotId: snapshot.id,
+        delivery: { kind: "deployment", uri: target.emulator.uri, drop: true, parallel: 1 },
+      })
+    ).body;
+  const loading = (id: string) =>
+    waitFor(`restore ${id} to be loading`, async () =>
+      (await fx.api<RestoreView>("GET", `/api/v1/restores/${id}`)).body.status === "loading"
+        ? true
+        : undefined,
     );
   const hashes = async (fixture: EmulatorFixture, db: string) => {
     const { collections } = await fixture.client.db(db).command({ dbHash: 1 });
@@ -118,7 +132,12 @@ describe("restore jobs (HTTP)", () => {
     );
     expect(expired.status).toBe(403);
     expect(((await expired.json()) as { code: string }).code).toBe("LINK_EXPIRED");
-    const altered = await fetch(`${fx.server.url}${job.downloadUrl!.replace(/signature=./, "signature=A")}`);
+    // One character of the signature changed (to another one: "A" would leave an "A" as it is).
+    const alteredUrl = job.downloadUrl!.replace(
+      /signature=(.)/,
+      (_, c: string) => `signature=${c === "A" ? "B" : "A"}`,
+    );
+    const altered = await fetch(`${fx.server.url}${alteredUrl}`);
     expect(altered.status).toBe(403);
     expect(((await altered.json()) as { code: string }).code).toBe("LINK_INVALID");
     expect((await fetch(`${fx.server.url}${path}`)).status).toBe(401);
@@ -212,17 +231,8 @@ describe("restore jobs (HTTP)", () => {
     // Slow replies from the target keep the job loading long enough to be deleted on the way.
     target.emulator.faults.delayReplies(200);
     try {
-      const { id } = (
-        await create({
-          snapshotId: snapshot.id,
-          delivery: { kind: "deployment", uri: target.emulator.uri, drop: true, parallel: 1 },
-        })
-      ).body;
-      await waitFor(`restore ${id} to be loading`, async () =>
-        (await fx.api<RestoreView>("GET", `/api/v1/restores/${id}`)).body.status === "loading"
-          ? true
-          : undefined,
-      );
+      const { id } = await createSlowLoad();
+      await loading(id);
       const deleted = await fx.api<RestoreView>("DELETE", `/api/v1/restores/${id}`);
       expect(deleted.body.status).toBe("failed");
       expect(deleted.body.error).toBe("deleted while it ran");
@@ -239,18 +249,9 @@ describe("restore jobs (HTTP)", () => {
     let first: RestoreView;
     let second: RestoreView;
     try {
-      first = (
-        await create({
-          snapshotId: snapshot.id,
-          delivery: { kind: "deployment", uri: target.emulator.uri, drop: true, parallel: 1 },
-        })
-      ).body;
+      first = await createSlowLoad();
       second = (await create({ snapshotId: snapshot.id, delivery: { kind: "archive" } })).body;
-      await waitFor(`restore ${first.id} to be loading`, async () =>
-        (await fx.api<RestoreView>("GET", `/api/v1/restores/${first.id}`)).body.status === "loading"
-          ? true
-          : undefined,
-      );
+      await loading(first.id);
       expect((await fx.api<RestoreView>("GET", `/api/v1/restores/${second.id}`)).body.status).toBe("queued");
     } finally {
       target.emulator.faults.delayReplies(0);
@@ -259,20 +260,71 @@ describe("restore jobs (HTTP)", () => {
     expect((await ended(second.id)).status).toBe("complete");
   }, 60_000);
 
+  it("tidemark restore jobs lists, shows and deletes the jobs, a working one included", async () => {
+    const env = { TIDEMARK_URL: fx.server.url, TIDEMARK_API_KEY: ADMIN_KEY };
+    const cli = (...args: string[]) => runCliToEnd(["restore", "jobs", ...args], env);
+    const archive = await ended(
+      (await create({ snapshotId: snapshot.id, delivery: { kind: "archive", gzip: true } })).body.id,
+    );
+    target.emulator.faults.delayReplies(200);
+    try {
+      const { id: loadingId } = await createSlowLoad();
+      await loading(loadingId);
+
+      const listed = await cli("--json");
+      expect(listed.code, listed.stderr).toBe(0);
+      const jobs = JSON.parse(listed.stdout) as RestoreView[];
+      expect(jobs.find((j) => j.id === archive.id)?.status).toBe("complete");
+      expect(jobs.find((j) => j.id === loadingId)?.status).toBe("loading");
+      const table = await cli();
+      const rowOf = (id: string) => table.stdout.split("\n").find((line) => line.startsWith(id)) ?? "";
+      expect(rowOf(archive.id)).toMatch(new RegExp(`complete +snapshot ${snapshot.id} +archive \\(gzip\\)`));
+      expect(rowOf(loadingId)).toMatch(/loading +snapshot \S+ +to mongodb:\/\/127\.0\.0\.1/);
+
+      const shown = await cli("show", archive.id);
+      expect(shown.code, shown.stderr).toBe(0);
+      expect(shown.stdout).toContain(`restore ${archive.id}: complete`);
+      // A fresh signed link each time: the same path, another expiry maybe.
+      const link = new RegExp(`download: (${fx.server.url}/api/v1/restores/${archive.id}/download\\?\\S+)`);
+      expect(shown.stdout).toMatch(link);
+      expect((await fetch(link.exec(shown.stdout)![1])).status).toBe(200);
+      const shownJson = JSON.parse((await cli("show", archive.id, "--json")).stdout) as RestoreView;
+      const { downloadUrl: _link, ...view } = shownJson;
+      const { downloadUrl: _apiLink, ...apiView } = (
+        await fx.api<RestoreView>("GET", `/api/v1/restores/${archive.id}`)
+      ).body;
+      expect(view).toEqual(apiView);
+      expect(shownJson.downloadUrl).toMatch(/^\/api\/v1\/restores\/\S+\/download\?expires=/);
+
+      // Deleting the working job stops it; deleting the archive removes its file.
+      const stopped = await cli("delete", loadingId);
+      expect(stopped.code, stopped.stderr).toBe(0);
+      expect(stopped.stdout).toContain(
+        `restore ${loadingId}: failed (deleted while it ran), its files removed`,
+      );
+      expect((await fx.api<RestoreView>("GET", `/api/v1/restores/${loadingId}`)).body.status).toBe("failed");
+    } finally {
+      target.emulator.faults.delayReplies(0);
+    }
+    const deleted = await cli("delete", archive.id, "--json");
+    expect((JSON.parse(deleted.stdout) as RestoreView).status).toBe("expired");
+    expect(existsSync(join(fx.dataDir, "restores", archive.id))).toBe(false);
+
+    const missing = await cli("show", "no-such-job");
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain("restore 'no-such-job'");
+    expect(missing.stderr).toContain("tidemark restore jobs");
+    const help = await runCliToEnd(["restore", "jobs", "--help"]);
+    expect(help.stdout).toContain("$ tidemark restore jobs show");
+  }, 60_000);
+
   it("fails on a damaged block, naming the block, and says which namespaces are complete", async () => {
     const manifest = manifestOf(snapshot);
     const orders = manifest.collections.find((c) => c.namespace === "shop.orders")!;
     const block = orders.runs![0].blocks[1].hash;
     const repair = damageStoredBlock(fx.dataDir, block);
     try {
-      const job = await ended(
-        (
-          await create({
-            snapshotId: snapshot.id,
-            delivery: { kind: "deployment", uri: target.emulator.uri, drop: true, parallel: 1 },
-          })
-        ).body.id,
-      );
+      const job = await ended((await createSlowLoad()).id);
       expect(job.status).toBe("failed");
       expect(job.error).toContain(block.slice(0, 16));
       expect(job.error).toContain("shop.orders");

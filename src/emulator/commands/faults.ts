@@ -9,10 +9,12 @@ import type { CommandContext, CommandDefinition } from "./context.js";
  *   failCommand, command, code, times?, errorLabels?
  *                                         the next `times` commands named `command` fail; given
  *                                         errorLabels replace the labels the server would add
+ *   dropReplies, command, times?          the next `times` commands named `command` run, then the
+ *                                         connection closes instead of replying
  *   delayReplies, ms                      hold every reply `ms` milliseconds (0 stops)
  *   truncateOplog, keep                   keep only the newest `keep` oplog entries
  *   hideFromFind, ns, ids                 find on `ns` leaves out the documents with these _ids
- *   clear                                 stop failing, delaying and hiding
+ *   clear                                 stop failing, dropping, delaying and hiding
  */
 function tidemarkFault(ctx: CommandContext): Document {
   const { command, deployment } = ctx;
@@ -41,6 +43,11 @@ function tidemarkFault(ctx: CommandContext): Document {
         Number(command.times ?? 1),
         command.errorLabels as string[] | undefined,
       );
+      return {};
+    case "dropReplies":
+      if (typeof command.command !== "string")
+        throw new CommandError(ErrorCode.BadValue, "dropReplies needs 'command' (string)");
+      faults.dropReplies(command.command, Number(command.times ?? 1));
       return {};
     case "delayReplies":
       faults.delayReplies(Number(command.ms ?? 0));

@@ -4,12 +4,11 @@
  * several collections at once, holding only the batches in flight.
  */
 import { EJSON, type Document } from "bson";
-import { MongoBulkWriteError, type MongoClient } from "mongodb";
-import { exactDocument, DRIVER_SERIALIZE } from "./exactDocument.js";
+import type { MongoClient } from "mongodb";
 import { LoadError, SourceReadError } from "./errors.js";
 import { splitNamespace } from "./namespaceFilter.js";
+import { insertRawDocuments } from "./rawInsert.js";
 import { Semaphore } from "../semaphore.js";
-import { isVerifiedByDbHash } from "./targetVerify.js";
 
 /** One collection to restore, as a snapshot manifest describes it (plus where its documents are). */
 export interface LoaderCollection {
@@ -150,12 +149,6 @@ export interface DocumentLoadOptions {
   /** ...or this many documents (at most 100,000, mongod's maxWriteBatchSize). Default 100,000. */
   batchCount?: number;
   onProgress?: (progress: LoadProgress) => void;
-  /**
-   * Compare the target's dbHash with each collection's md5 at the end (src/restore/loader/index.ts).
-   * Default true. A collection so checked sends its plain documents without a serialize-and-compare
-   * round trip each (exactDocument.ts): the dbHash catches what the round trip would have.
-   */
-  verify?: boolean;
 }
 
 export interface LoadedCounts {
@@ -164,28 +157,11 @@ export interface LoadedCounts {
 }
 
 /**
- * Bytes of documents per insertMany. A batch's documents live, as JS objects, until the target
- * answers; in bigger batches they outlive young-generation collections and cost a full one later.
- * With 16 MiB the restore CLI spent a sixth of its time collecting garbage and peaked at ~575 MB;
- * 1 MiB cut its CPU by a quarter, 256 KiB by a tenth more (and its RSS to ~190 MB), with no fewer
- * round trips in flight than the target can take (bench/restore.bench.ts).
+ * Bytes of documents per insert. Batches in flight are what the loader holds (with --parallel 4,
+ * about 1 MiB); 256 KiB is as fast as larger batches against the target.
  */
 export const DEFAULT_BATCH_BYTES = 256 * 1024;
 export const MAX_BATCH_COUNT = 100_000;
-
-function describeWriteError(error: unknown): string {
-  if (error instanceof MongoBulkWriteError) {
-    const errors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
-    const first = errors[0];
-    if (first) {
-      const id = (first.getOperation() as Document | undefined)?._id;
-      const idText =
-        id === undefined ? "" : ` (first failing _id ${EJSON.stringify(id, { relaxed: false })})`;
-      return `${errors.length} document(s) were refused${idText}: ${first.errmsg ?? error.message}`;
-    }
-  }
-  return (error as Error).message;
-}
 
 /**
  * The next of the plan's documents (undefined at the end); an error of the source's becomes a
@@ -246,29 +222,26 @@ export async function loadDocuments(
 
   async function loadOne(plan: PlannedCollection): Promise<void> {
     const { db, collection } = splitNamespace(plan.target);
-    const target = client.db(db).collection(collection);
+    const database = client.db(db);
     const loaded: LoadedCounts = { documents: 0, bytes: 0 };
     counts.set(plan.target, loaded);
     const inFlight = new Set<Promise<void>>();
     const capped = fromCanonical(plan.options).capped === true;
-    const roundTrip = options.verify === false || !isVerifiedByDbHash(plan);
+    // A batch sent again after a network error counts duplicate `_id`s as its own first attempt's:
+    // sound where `_id` is unique, which a time series collection does not promise.
+    const retryOnNetworkError = plan.type !== "timeseries";
 
-    const send = async (docs: Document[], bytes: number) => {
+    const send = async (docs: Uint8Array[], bytes: number) => {
       const release = await writes.acquire();
       const write = (async () => {
         try {
           if (failure) return;
-          await target.insertMany(docs, {
-            ordered: false,
-            bypassDocumentValidation: true,
-            forceServerObjectId: true,
-            ...DRIVER_SERIALIZE,
-          });
+          await insertRawDocuments(database, collection, docs, { retryOnNetworkError });
           loaded.documents += docs.length;
           loaded.bytes += bytes;
           report(plan, false);
         } catch (error) {
-          failure ??= new LoadError(plan.target, `inserting documents failed: ${describeWriteError(error)}`, {
+          failure ??= new LoadError(plan.target, `inserting documents failed: ${(error as Error).message}`, {
             cause: error,
           });
         } finally {
@@ -283,7 +256,7 @@ export async function loadDocuments(
     const documents = plan.documents!()[Symbol.asyncIterator]();
     let ended = false;
     try {
-      let docs: Document[] = [];
+      let docs: Uint8Array[] = [];
       let bytes = 0;
       while (!failure) {
         const raw = await nextDocument(plan, documents);
@@ -296,7 +269,7 @@ export async function loadDocuments(
           docs = [];
           bytes = 0;
         }
-        docs.push(exactDocument(raw, plan.target, { roundTrip }));
+        docs.push(raw);
         bytes += raw.byteLength;
       }
       if (docs.length > 0 && !failure) await send(docs, bytes);

@@ -23,21 +23,6 @@ export class TargetNamespacesExistError extends Error {
   }
 }
 
-/** A document whose bytes the driver cannot reproduce (so the target's dbHash could not match). */
-export class UnrepresentableDocumentError extends Error {
-  constructor(
-    readonly namespace: string,
-    readonly id: string,
-    readonly reason: string,
-  ) {
-    super(
-      `${namespace}: document ${id} cannot be restored byte for byte through the driver (${reason}); ` +
-        "nothing was altered to make it fit",
-    );
-    this.name = "UnrepresentableDocumentError";
-  }
-}
-
 /** A write, create or index build on the target failed. */
 export class LoadError extends Error {
   constructor(
@@ -63,11 +48,9 @@ export class SourceReadError extends Error {
 
 /**
  * What stopped a load part way: the source could not be read (SOURCE_FAILED), the target refused
- * or dropped a create, write, index build or dbHash (TARGET_FAILED), a document cannot be written
- * byte for byte (UNREPRESENTABLE_DOCUMENT), or anything else (LOAD_FAILED).
+ * or dropped a create, write, index build or dbHash (TARGET_FAILED), or anything else (LOAD_FAILED).
  */
-export type RestoreInterruptionCode =
-  "SOURCE_FAILED" | "TARGET_FAILED" | "UNREPRESENTABLE_DOCUMENT" | "LOAD_FAILED";
+export type RestoreInterruptionCode = "SOURCE_FAILED" | "TARGET_FAILED" | "LOAD_FAILED";
 
 export interface RestoreProgressSummary {
   /** Target namespaces fully loaded: created, every document, every index (views: created). */
@@ -107,7 +90,6 @@ export class RestoreInterruptedError extends Error {
 
 function interruptionCode(cause: unknown): RestoreInterruptionCode {
   if (cause instanceof SourceReadError) return "SOURCE_FAILED";
-  if (cause instanceof UnrepresentableDocumentError) return "UNREPRESENTABLE_DOCUMENT";
   // The loader wraps its own target operations in LoadError; dbHash's driver errors come as they are.
   if (cause instanceof LoadError || (cause instanceof Error && cause.name.startsWith("Mongo")))
     return "TARGET_FAILED";

@@ -2,7 +2,7 @@
  * The restore loader: writes snapshot collections into a target deployment through the official
  * driver. In order: connect and preflight (nothing is written if a namespace exists and `drop`
  * is not given), create collections with their options, then views, load documents byte for
- * byte in parallel batches, build each collection's indexes once its documents are in, and
+ * byte in parallel raw batches (rawInsert.ts), build each collection's indexes once its documents are in, and
  * compare the target's dbHash with the expected MD5s. A failure after the first write is a
  * RestoreInterruptedError saying which namespaces are complete.
  */
@@ -19,6 +19,7 @@ import { RestoreInterruptedError } from "./errors.js";
 import { buildIndexes } from "./indexBuilder.js";
 import { createNamespaceFilter, splitNamespace } from "./namespaceFilter.js";
 import { connectTarget, preflightTarget, type ConnectOptions } from "./targetPreflight.js";
+import { documentSequenceClass } from "./rawInsert.js";
 import { isVerifiedByDbHash, verifyTarget, type VerifyResult } from "./targetVerify.js";
 
 export * from "./errors.js";
@@ -46,7 +47,12 @@ export { buildIndexes, indexSpecsToBuild } from "./indexBuilder.js";
 export { loaderCollectionOf } from "./fromManifest.js";
 export { verifyTarget } from "./targetVerify.js";
 export type { VerifyExpectation, VerifyResult } from "./targetVerify.js";
-export { exactDocument, unrepresentableReason, DRIVER_SERIALIZE } from "./exactDocument.js";
+export {
+  documentSequenceClass,
+  insertRawDocuments,
+  RawInsertError,
+  RawInsertUnavailableError,
+} from "./rawInsert.js";
 
 export interface PlanOptions {
   /** mongorestore-style `*` patterns over source namespaces (--nsInclude / --nsExclude). */
@@ -83,6 +89,8 @@ export interface LoaderOptions extends PlanOptions, DocumentLoadOptions, Connect
   collections: readonly LoaderCollection[];
   /** Drop target namespaces that exist instead of refusing. */
   drop?: boolean;
+  /** Compare the target's dbHash with each collection's MD5 at the end (default true). */
+  verify?: boolean;
   /** Messages worth showing (skipped collections, drops). */
   log?: (line: string) => void;
 }
@@ -114,6 +122,8 @@ export interface LoadResult {
  */
 export async function loadCollections(options: LoaderOptions): Promise<LoadResult> {
   const plans = planRestore(options.collections, options);
+  // Before connecting: a driver without what the raw inserts need fails here, not mid-restore.
+  documentSequenceClass();
   const log = options.log ?? (() => {});
   let client = options.client;
   const ownClient = !client;
