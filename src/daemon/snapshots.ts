@@ -309,7 +309,6 @@ export class SnapshotService {
   }
 }
 
-/** The retention classes snapshot `id` gets as it completes, among the deployment's snapshots now. */
 /** What the catalog records of a written snapshot, with the retention classes it holds. */
 export function completionOf(
   written: WrittenSnapshot,
@@ -326,6 +325,7 @@ export function completionOf(
   };
 }
 
+/** The retention classes snapshot `id` gets as it completes, among the deployment's snapshots now. */
 function classesAtCompletion(snapshots: SnapshotRecord[], id: string): SnapshotRecord["classes"] {
   const completing = snapshots.map((s) => (s.id === id ? { ...s, status: "complete" as const } : s));
   return snapshotClasses(completing).get(id) ?? null;

@@ -102,6 +102,16 @@ async function indexSpecs(client: MongoClient, ns: string): Promise<Document[]> 
   return reply.cursor.firstBatch as Document[];
 }
 
+/** The documents a collection stores, as hex of their exact bytes, in `_id` order. */
+async function storedBytes(client: MongoClient, db: string, collection: string): Promise<string[]> {
+  const stored = await client
+    .db(db)
+    .collection(collection)
+    .find({}, { raw: true, sort: { _id: 1 } })
+    .toArray();
+  return stored.map((doc) => Buffer.from(doc as unknown as Uint8Array).toString("hex"));
+}
+
 async function dbHashes(client: MongoClient, db: string): Promise<Record<string, string>> {
   const reply = await client.db(db).command({ dbHash: 1 });
   return reply.collections as Record<string, string>;
@@ -637,14 +647,7 @@ describe("loadCollections", () => {
       const [things] = await describeSource(source.client, ["odd"]);
       const result = await loadCollections({ uri: fx.emulator.uri, collections: [things] });
       expect(result.verified).toBe(true);
-      const stored = await fx.client
-        .db("odd")
-        .collection("things")
-        .find({}, { raw: true, sort: { _id: 1 } })
-        .toArray();
-      expect(stored.map((doc) => Buffer.from(doc as unknown as Uint8Array).toString("hex"))).toEqual(
-        odd.map((doc) => doc.toString("hex")),
-      );
+      expect(await storedBytes(fx.client, "odd", "things")).toEqual(odd.map((doc) => doc.toString("hex")));
     } finally {
       await fx.close();
     }
@@ -720,14 +723,7 @@ describe("loadCollections", () => {
         ],
       });
       expect(result.verified).toBe(true);
-      const stored = await fx.client
-        .db("corpus")
-        .collection("all")
-        .find({}, { raw: true, sort: { _id: 1 } })
-        .toArray();
-      expect(stored.map((doc) => Buffer.from(doc as unknown as Uint8Array).toString("hex"))).toEqual(
-        docs.map((doc) => doc.toString("hex")),
-      );
+      expect(await storedBytes(fx.client, "corpus", "all")).toEqual(docs.map((doc) => doc.toString("hex")));
     } finally {
       await fx.close();
     }

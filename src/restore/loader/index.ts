@@ -2,8 +2,8 @@
  * The restore loader: writes snapshot collections into a target deployment through the official
  * driver. In order: connect and preflight (nothing is written if a namespace exists and `drop`
  * is not given), create collections with their options, then views, load documents byte for
- * byte in parallel raw batches (rawInsert.ts), build each collection's indexes once its documents are in, and
- * compare the target's dbHash with the expected MD5s. A failure after the first write is a
+ * byte in parallel raw batches (rawInsert.ts), build each collection's indexes once its documents
+ * are in, and compare the target's dbHash with the expected MD5s. A failure after the first write is a
  * RestoreInterruptedError saying which namespaces are complete.
  */
 import type { MongoClient } from "mongodb";
@@ -47,12 +47,7 @@ export { buildIndexes, indexSpecsToBuild } from "./indexBuilder.js";
 export { loaderCollectionOf } from "./fromManifest.js";
 export { verifyTarget } from "./targetVerify.js";
 export type { VerifyExpectation, VerifyResult } from "./targetVerify.js";
-export {
-  documentSequenceClass,
-  insertRawDocuments,
-  RawInsertError,
-  RawInsertUnavailableError,
-} from "./rawInsert.js";
+export { RawInsertError, RawInsertUnavailableError } from "./rawInsert.js";
 
 export interface PlanOptions {
   /** mongorestore-style `*` patterns over source namespaces (--nsInclude / --nsExclude). */
